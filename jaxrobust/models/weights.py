@@ -158,11 +158,12 @@ def load_hf_weights(model: nnx.Module, cfg: EncoderConfig, weights: dict[str, np
         if path not in params:  # e.g. a layer index beyond num_hidden_layers
             unexpected.append(key)
             continue
-        value = np.asarray(value).T if transpose else np.asarray(value)
-        if value.shape != params[path].shape:
-            misshaped.append(f"{key} {tuple(value.shape)} vs {path} {tuple(params[path].shape)}")
+        value = np.asarray(value)
+        expected = params[path].shape[::-1] if transpose else params[path].shape
+        if value.shape != expected:
+            misshaped.append(f"{key} {tuple(value.shape)}, expected {tuple(expected)}")
             continue
-        loaded[path] = value
+        loaded[path] = value.T if transpose else value
     missing = sorted(p for p in params if p not in loaded)
     fresh = [p for p in missing if p.startswith("head.")]
     missing = [p for p in missing if not p.startswith("head.")]
@@ -177,11 +178,18 @@ def load_hf_weights(model: nnx.Module, cfg: EncoderConfig, weights: dict[str, np
     return fresh
 
 
-def to_hf_state_dict(model: nnx.Module, cfg: EncoderConfig) -> dict[str, np.ndarray]:
-    """The classifier's parameters under the keys of transformers' ``XForSequenceClassification``."""
+def to_hf_state_dict(
+    model: nnx.Module, cfg: EncoderConfig, only: Iterable[str] | None = None
+) -> dict[str, np.ndarray]:
+    """The classifier's parameters under the keys of transformers' ``XForSequenceClassification``.
+
+    ``only``: restrict to these NNX paths (e.g. the freshly initialised head).
+    """
     inverse = [(_compile(nnx_t), hf, t) for hf, nnx_t, t in RULES[cfg.model_type]]
+    params = flat_params(model)
     out = {}
-    for path, value in flat_params(model).items():
+    for path in params if only is None else only:
+        value = params[path]
         for pattern, hf_template, transpose in inverse:
             m = pattern.match(path)
             if m:

@@ -1,0 +1,5 @@
+import sys
+
+from jaxrobust.cli import main
+
+sys.exit(main())

