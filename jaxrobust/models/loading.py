@@ -81,7 +81,7 @@ def load_classifier(ref: str, num_labels: int | None = None, *, seed: int = 0, t
     hf_config = load_hf_config(path, num_labels)
     cfg = EncoderConfig.from_hf(hf_config, num_labels)
     weights = read_safetensors(weight_files(path))
-    model = SequenceClassifier(cfg, rngs=nnx.Rngs(seed))
+    model = SequenceClassifier(cfg, rngs=nnx.Rngs(params=seed, dropout=seed))
     fresh = load_hf_weights(model, cfg, weights, source=str(path))
     model.eval()
     return LoadedClassifier(model, load_tokenizer(path) if tokenizer else None, cfg, hf_config, path, fresh)

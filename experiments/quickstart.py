@@ -1,0 +1,23 @@
+"""Quickstart: fine-tune MiniLM-L6 on a 2,000-sentence subset of Rotten Tomatoes.
+
+Command:  make experiment            (= python -m jaxrobust train --config experiments/quickstart.py --workdir runs/quickstart)
+Hardware: 2-core x86-64 CPU build machine, no GPU.
+Runtime / result: filled in from the run below.
+"""
+
+from jaxrobust.train import default_config
+
+
+def get_config(arg=None):
+    c = default_config()
+    c.task = "rotten_tomatoes"
+    c.model = "bundle:minilm-l6"
+    c.train_subset = 2000
+    c.eval_subset = 500
+    c.epochs = 2
+    c.lr = 1e-4
+    c.batch_size = 32
+    c.max_length = 64
+    c.buckets = (32, 64)
+    c.checkpoint_every_steps = 50
+    return c

@@ -1,0 +1,64 @@
+"""Experiment configs: ``experiments/NAME.py`` files with ``get_config(arg)`` returning a ConfigDict,
+plus ``--config.key=value`` overrides (a key that does not exist is an error)."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from pathlib import Path
+
+import ml_collections
+
+from jaxrobust.errors import JaxRobustError
+
+EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
+
+
+def resolve_config_path(spec: str) -> tuple[Path, str | None]:
+    """``experiments/x.py[:ARG]`` or a bare experiment name -> (file, arg)."""
+    path_str, _, arg = spec.partition(":")
+    path = Path(path_str)
+    if not path.suffix and not path.exists():
+        path = EXPERIMENTS_DIR / f"{path_str}.py"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.py") if not p.stem.startswith("_")))
+        raise JaxRobustError(f"no experiment config {path_str!r}; known experiments: {known}")
+    return path, arg or None
+
+
+def load_config(spec: str, overrides: list[str] = ()) -> ml_collections.ConfigDict:
+    path, arg = resolve_config_path(spec)
+    module_spec = importlib.util.spec_from_file_location(f"jaxrobust_experiment_{path.stem}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    config = module.get_config(arg) if arg is not None else module.get_config()
+    for item in overrides:
+        apply_override(config, item)
+    return config
+
+
+def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
+    """Apply ``key.sub=value``: the value is parsed as a Python literal and must fit the key's type."""
+    key, sep, raw = item.removeprefix("--config.").removeprefix("config.").partition("=")
+    if not sep:
+        raise JaxRobustError(f"override {item!r} is not of the form --config.key=value")
+    *parents, leaf = key.split(".")
+    node = config
+    for p in parents:
+        if p not in node or not isinstance(node[p], ml_collections.ConfigDict):
+            raise JaxRobustError(f"config has no key {key!r}")
+        node = node[p]
+    if leaf not in node:
+        raise JaxRobustError(f"config has no key {key!r}; keys: {', '.join(sorted(node.keys()))}")
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw  # a bare string, e.g. --config.task=imdb
+    current = node[leaf]
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(current, tuple) and isinstance(value, (list, int)):
+        value = tuple(value) if isinstance(value, list) else (value,)
+    if current is not None and type(value) is not type(current):
+        raise JaxRobustError(f"override {key}={raw!r}: expected {type(current).__name__}, got {type(value).__name__}")
+    node[leaf] = value

@@ -1,0 +1,351 @@
+"""Fine-tuning: ``train_and_evaluate(config, workdir)``.
+
+One generic jitted train step over a loss ``(model, batch, rng, config) -> (loss, metrics)`` (see
+``jaxrobust.objectives``), data-parallel over a ``('data',)`` mesh of all devices: parameters and
+optimizer state replicated, batches sharded along their first axis. Dev is evaluated every epoch
+(or every ``eval_every_steps``); the best-on-dev model is the one evaluated on test.
+
+A run killed at any point and started again with the same command resumes from its last checkpoint
+and ends with bitwise-identical parameters and metrics: the data order depends only on
+``(seed, epoch)`` and dropout only on ``(seed, step)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
+from tqdm import tqdm
+
+from jaxrobust.checkpoint import Checkpoints
+from jaxrobust.data.encoding import Encoded, encode, make_batches
+from jaxrobust.data.tasks import SPLIT_SEED, Task, get_task
+from jaxrobust.errors import JaxRobustError
+from jaxrobust.io import MetricsLog, write_json_atomic
+from jaxrobust.models import LoadedClassifier, load_classifier
+from jaxrobust.objectives import get_objective
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "labels", "weights")
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """Every key a fine-tuning run reads; experiments start from this and change what they need."""
+    c = ml_collections.ConfigDict()
+    c.task = "rotten_tomatoes"
+    c.text_field = "text"  # for csv:/jsonl: tasks
+    c.label_field = "label"
+    c.text_b_field = ""
+    c.model = "bundle:minilm-l6"
+    c.objective = "ft"
+    c.seed = 0
+    c.max_length = 64
+    c.buckets = (32, 64)  # token lengths a batch is padded to; the largest must be >= max_length
+    c.batch_size = 32
+    c.eval_batch_size = 64
+    c.epochs = 1
+    c.max_steps = 0  # > 0: stop after this many steps (shortened runs)
+    c.train_subset = 0  # > 0: use this many training examples (a fixed, seed-independent sample)
+    c.eval_subset = 0  # > 0: evaluate dev and test on this many examples
+    c.lr = 5e-5
+    c.warmup_ratio = 0.1
+    c.weight_decay = 0.01
+    c.grad_clip = 1.0
+    c.eval_every_steps = 0  # 0: at the end of every epoch
+    c.checkpoint_every_steps = 100
+    c.keep_checkpoints = 2
+    c.log_every_steps = 10
+    c.distributed = False  # multi-host: call jax.distributed.initialize() first
+    return c
+
+
+# --- data -----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Prepared:
+    task: Task
+    classifier: LoadedClassifier
+    splits: dict[str, list[Encoded]]
+    skipped: int
+
+
+def _subset(items: list, n: int) -> list:
+    if not 0 < n < len(items):
+        return items
+    keep = np.sort(np.random.default_rng(SPLIT_SEED).permutation(len(items))[:n])
+    return [items[i] for i in keep]
+
+
+def prepare(config: ml_collections.ConfigDict) -> Prepared:
+    """Task splits encoded for the model named in ``config``, and the model itself."""
+    if max(config.buckets) < config.max_length:
+        raise JaxRobustError(f"largest bucket {max(config.buckets)} is below max_length {config.max_length}")
+    task = get_task(config.task, config.text_field, config.label_field, config.text_b_field or None)
+    splits = task.load()
+    classifier = load_classifier(config.model, task.num_labels, seed=config.seed)
+    raw = {
+        "train": _subset(splits.train, config.train_subset),
+        "dev": _subset(splits.dev, config.eval_subset),
+        "test": _subset(splits.test, config.eval_subset),
+    }
+    for name, examples in raw.items():
+        if not examples:
+            raise JaxRobustError(f"task {task.name} has an empty {name} split")
+    encoded = {name: encode(classifier.tokenizer, ex, config.max_length) for name, ex in raw.items()}
+    return Prepared(task, classifier, encoded, splits.skipped)
+
+
+def epoch_batches(prepared: Prepared, config, epoch: int) -> list[dict]:
+    seed = int(np.random.SeedSequence([config.seed, epoch]).generate_state(1)[0])
+    pad = prepared.classifier.tokenizer.pad_token_id
+    return make_batches(prepared.splits["train"], config.batch_size, config.buckets, pad, shuffle_seed=seed)
+
+
+# --- optimisation -----------------------------------------------------------------------------
+
+
+def make_optimizer(config, total_steps: int) -> optax.GradientTransformation:
+    """AdamW with linear warm-up and linear decay to 0, global-norm clipping, and no weight decay
+    on biases and LayerNorm scales (parameters with fewer than 2 dimensions)."""
+    warmup = int(config.warmup_ratio * total_steps)
+    schedule = optax.join_schedules(
+        [optax.linear_schedule(0.0, config.lr, max(warmup, 1)), optax.linear_schedule(config.lr, 0.0, max(total_steps - warmup, 1))],
+        [warmup],
+    )
+    decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)
+    return optax.chain(
+        optax.clip_by_global_norm(config.grad_clip),
+        optax.adamw(schedule, weight_decay=config.weight_decay, mask=decay_mask),
+    )
+
+
+def make_train_step(loss_fn: Callable, config) -> Callable:
+    """The jitted step ``(model, optimizer, batch, rng) -> metrics``; ``step.traces`` counts
+    compilations (one per batch shape is expected)."""
+
+    def step(model, optimizer, batch, rng):
+        step.traces += 1  # runs at trace time only
+        nnx.reseed(model, dropout=rng)
+
+        def loss_of(model):
+            return loss_fn(model, batch, rng, config)
+
+        (loss, metrics), grads = nnx.value_and_grad(loss_of, has_aux=True)(model)
+        optimizer.update(model, grads)
+        return {
+            **metrics,
+            "loss": loss,
+            "grad_norm": optax.global_norm(grads),
+            "param_norm": optax.global_norm(nnx.state(model, nnx.Param)),
+        }
+
+    step.traces = 0
+    jitted = nnx.jit(step)
+    jitted.traces_of = lambda: step.traces
+    return jitted
+
+
+@nnx.jit
+def _eval_logits(model, batch):
+    return model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
+
+
+def macro_f1(labels: np.ndarray, preds: np.ndarray, num_labels: int) -> float:
+    f1s = []
+    for c in range(num_labels):
+        tp = np.sum((preds == c) & (labels == c))
+        denom = np.sum(preds == c) + np.sum(labels == c)
+        f1s.append(2 * tp / denom if denom else 0.0)
+    return float(np.mean(f1s))
+
+
+def evaluate(model, encoded: list[Encoded], config, pad_id: int, num_labels: int, place: Callable = lambda b: b) -> dict:
+    """Accuracy, macro-F1 and mean cross-entropy of ``model`` (in eval mode) on ``encoded``."""
+    model.eval()
+    labels, preds, losses = [], [], []
+    for batch in make_batches(encoded, config.eval_batch_size, config.buckets, pad_id):
+        logits = np.asarray(_eval_logits(model, place(batch)), np.float64)
+        real = batch["weights"] > 0
+        logp = logits - np.log(np.sum(np.exp(logits - logits.max(-1, keepdims=True)), -1, keepdims=True)) - logits.max(-1, keepdims=True)
+        losses.append(-logp[np.arange(len(logits)), batch["labels"]][real])
+        labels.append(batch["labels"][real])
+        preds.append(logits.argmax(-1)[real])
+    labels, preds = np.concatenate(labels), np.concatenate(preds)
+    return {
+        "accuracy": float(np.mean(labels == preds)),
+        "macro_f1": macro_f1(labels, preds, num_labels),
+        "loss": float(np.mean(np.concatenate(losses))),
+        "n": int(len(labels)),
+    }
+
+
+# --- mesh -------------------------------------------------------------------------------------
+
+
+def make_mesh() -> jax.sharding.Mesh:
+    # Auto axes: XLA propagates the batch sharding through the model; no per-op annotations needed.
+    return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def replicate(mesh, *objects) -> None:
+    """Place every array of ``objects`` (nnx modules/optimizers) on all devices, in place."""
+    sharding = NamedSharding(mesh, PartitionSpec())
+    for obj in objects:
+        nnx.update(obj, jax.device_put(nnx.state(obj), sharding))
+
+
+def batch_placer(mesh) -> Callable[[dict], dict]:
+    """Host batch -> global arrays sharded along the batch axis (works on one or many hosts)."""
+    sharding = NamedSharding(mesh, PartitionSpec("data"))
+
+    def place(batch: dict) -> dict:
+        return {
+            k: jax.make_array_from_callback(batch[k].shape, sharding, lambda idx, a=batch[k]: a[idx])
+            for k in MODEL_INPUTS
+        }
+
+    return place
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def _check_workdir(workdir: Path, config, overwrite: bool) -> None:
+    """Refuse to mix runs: a workdir holding a different config is an error unless ``overwrite``."""
+    saved = workdir / "config.json"
+    if saved.exists():
+        if json.loads(saved.read_text()) != json.loads(config.to_json()):
+            if not overwrite:
+                raise JaxRobustError(f"{workdir} holds a run with a different config; use --overwrite to replace it")
+            shutil.rmtree(workdir)
+        elif overwrite:
+            shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(saved, json.loads(config.to_json()))
+
+
+def train_and_evaluate(
+    config: ml_collections.ConfigDict,
+    workdir: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    on_step: Callable[[int], None] | None = None,
+) -> dict:
+    """Train, select on dev, evaluate on test; write ``results.json`` in ``workdir`` and return it.
+
+    ``on_step(step)`` is called after every completed step (tests use it to interrupt a run).
+    """
+    if config.distributed:
+        jax.distributed.initialize()
+    workdir = Path(workdir)
+    _check_workdir(workdir, config, overwrite)
+    prepared = prepare(config)
+    model = prepared.classifier.model
+    pad_id = prepared.classifier.tokenizer.pad_token_id
+    num_labels = prepared.task.num_labels
+    if config.batch_size % jax.device_count() or config.eval_batch_size % jax.device_count():
+        raise JaxRobustError(f"batch sizes must be multiples of the {jax.device_count()} devices")
+
+    steps_per_epoch = len(epoch_batches(prepared, config, 0))
+    total_steps = config.epochs * steps_per_epoch
+    if config.max_steps > 0:
+        total_steps = min(total_steps, config.max_steps)
+    optimizer = nnx.Optimizer(model, make_optimizer(config, total_steps), wrt=nnx.Param)
+    mesh = make_mesh()
+    replicate(mesh, model, optimizer)
+    place = batch_placer(mesh)
+    train_step = make_train_step(get_objective(config.objective), config)
+
+    checkpoints = Checkpoints(workdir / "checkpoints", keep=config.keep_checkpoints)
+    best_checkpoint = Checkpoints(workdir / "best", keep=1)
+    log = MetricsLog(workdir / "metrics.jsonl")
+    progress = dict(best_dev_accuracy=-1.0, best_step=0, train_seconds=0.0, steady_seconds=0.0, steady_examples=0)
+    start = checkpoints.latest_step() or 0
+    if start:
+        progress = checkpoints.restore(start, {"model": model, "optimizer": optimizer})
+        print(f"resuming {workdir} from step {start}", file=sys.stderr)
+    log.truncate_after(start)
+
+    base_key = jax.random.key(config.seed)
+    eval_every = config.eval_every_steps or steps_per_epoch
+    bar = tqdm(total=total_steps, initial=start, desc=f"{prepared.task.name}/{config.objective}", unit="step", dynamic_ncols=True)
+    batches, batches_epoch = None, -1
+    for step in range(start, total_steps):
+        epoch, position = divmod(step, steps_per_epoch)
+        if epoch != batches_epoch:
+            batches, batches_epoch = epoch_batches(prepared, config, epoch), epoch
+        batch = batches[position]
+        model.train()
+        traces_before = train_step.traces_of()
+        t0 = time.perf_counter()
+        metrics = jax.device_get(train_step(model, optimizer, place(batch), jax.random.fold_in(base_key, step)))
+        seconds = time.perf_counter() - t0
+        progress["train_seconds"] += seconds
+        if train_step.traces_of() == traces_before:  # throughput excludes steps that compiled
+            progress["steady_seconds"] += seconds
+            progress["steady_examples"] += int(batch["weights"].sum())
+        if not np.isfinite(metrics["loss"]):
+            raise JaxRobustError(
+                f"loss is {metrics['loss']} at step {step + 1}: training diverged (try a lower --config.lr)"
+            )
+        done = step + 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", epoch=epoch + 1)
+        if done % config.log_every_steps == 0:
+            log.write(done, **{k: float(v) for k, v in metrics.items()})
+        if done % eval_every == 0 or done == total_steps:
+            dev = evaluate(model, prepared.splits["dev"], config, pad_id, num_labels, place)
+            log.write(done, **{f"dev_{k}": v for k, v in dev.items()})
+            bar.write(f"step {done}: dev accuracy {dev['accuracy']:.4f}, macro-F1 {dev['macro_f1']:.4f}, loss {dev['loss']:.4f}")
+            if dev["accuracy"] > progress["best_dev_accuracy"]:
+                progress.update(best_dev_accuracy=dev["accuracy"], best_step=done)
+                best_checkpoint.save(done, {"model": model}, {"step": done, "dev": dev})
+        if done % config.checkpoint_every_steps == 0 or done % steps_per_epoch == 0 or done == total_steps:
+            checkpoints.save(done, {"model": model, "optimizer": optimizer}, progress)
+        if on_step is not None:
+            on_step(done)
+    bar.close()
+
+    best_checkpoint.restore(best_checkpoint.latest_step(), {"model": model})
+    dev = evaluate(model, prepared.splits["dev"], config, pad_id, num_labels, place)
+    test = evaluate(model, prepared.splits["test"], config, pad_id, num_labels, place)
+    checkpoints.close()
+    best_checkpoint.close()
+    results = {
+        "task": prepared.task.name,
+        "model": config.model,
+        "objective": config.objective,
+        "seed": config.seed,
+        "best_step": progress["best_step"],
+        "total_steps": total_steps,
+        "dev_accuracy": dev["accuracy"],
+        "dev_macro_f1": dev["macro_f1"],
+        "test_accuracy": test["accuracy"],
+        "test_macro_f1": test["macro_f1"],
+        "test_loss": test["loss"],
+        "n_train": len(prepared.splits["train"]),
+        "n_dev": dev["n"],
+        "n_test": test["n"],
+        "skipped_empty_texts": prepared.skipped,
+        "train_seconds": round(progress["train_seconds"], 2),
+        # Steady-state throughput: steps that triggered a compilation are left out.
+        "examples_per_second": round(progress["steady_examples"] / max(progress["steady_seconds"], 1e-9), 2),
+        "devices": jax.device_count(),
+        "platform": jax.devices()[0].platform,
+    }
+    if jax.process_index() == 0:
+        write_json_atomic(workdir / "results.json", results)
+    return results
