@@ -39,6 +39,44 @@ def _parity(args) -> int:
     return 0 if result.max_abs_diff <= TOLERANCE else 1
 
 
+def _train(args) -> int:
+    from jaxrobust.configs import load_config
+    from jaxrobust.train import train_and_evaluate
+
+    config = load_config(args.config, args.overrides)
+    results = train_and_evaluate(config, args.workdir, overwrite=args.overwrite)
+    _print_table(results, ("task", "model", "dev_accuracy", "test_accuracy", "test_macro_f1", "train_seconds", "examples_per_second"))
+    return 0
+
+
+def _evaluate(args) -> int:
+    from jaxrobust.train import evaluate, load_run
+
+    config, prepared = load_run(args.workdir)
+    metrics = evaluate(
+        prepared.classifier.model, prepared.splits[args.split], config,
+        prepared.classifier.tokenizer.pad_token_id, prepared.task.num_labels,
+    )
+    _print_table({"split": args.split, **metrics}, ("split", "accuracy", "macro_f1", "loss", "n"))
+    return 0
+
+
+def _export(args) -> int:
+    from jaxrobust.models import export_classifier
+    from jaxrobust.train import load_run
+
+    _, prepared = load_run(args.workdir)
+    print(export_classifier(prepared.classifier, args.out, prepared.task.label_names))
+    return 0
+
+
+def _print_table(row: dict, keys: tuple[str, ...]) -> None:
+    width = max(len(k) for k in keys)
+    for k in keys:
+        v = row[k]
+        print(f"{k.ljust(width)}  {v:.4f}" if isinstance(v, float) else f"{k.ljust(width)}  {v}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxrobust", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -54,11 +92,31 @@ def build_parser() -> argparse.ArgumentParser:
     p_parity.add_argument("ref", help="model directory, bundle:ID or hub id")
     p_parity.add_argument("--num-labels", type=int, default=2)
     p_parity.set_defaults(fn=_parity)
+
+    p_train = sub.add_parser("train", help="fine-tune a model as an experiment config says")
+    p_train.add_argument("--config", required=True, help="experiments/NAME.py[:ARG] or NAME")
+    p_train.add_argument("--workdir", required=True, help="run directory (resumed if it holds the same run)")
+    p_train.add_argument("--overwrite", action="store_true", help="replace a run with a different config")
+    p_train.set_defaults(fn=_train)
+
+    p_eval = sub.add_parser("evaluate", help="evaluate a run's best-on-dev checkpoint")
+    p_eval.add_argument("--workdir", required=True)
+    p_eval.add_argument("--split", default="test", choices=("train", "dev", "test"))
+    p_eval.set_defaults(fn=_evaluate)
+
+    p_export = sub.add_parser("export", help="write a run's best model in Hugging Face format")
+    p_export.add_argument("--workdir", required=True)
+    p_export.add_argument("--out", required=True)
+    p_export.set_defaults(fn=_export)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    # --config.key=value overrides are collected apart from the declared flags.
+    argv = list(sys.argv[1:] if argv is None else argv)
+    overrides = [a for a in argv if a.startswith("--config.")]
+    args = build_parser().parse_args([a for a in argv if not a.startswith("--config.")])
+    args.overrides = overrides
     try:
         return args.fn(args)
     except JaxRobustError as e:

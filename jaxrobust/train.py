@@ -349,3 +349,24 @@ def train_and_evaluate(
     if jax.process_index() == 0:
         write_json_atomic(workdir / "results.json", results)
     return results
+
+
+def load_run(workdir: str | os.PathLike) -> tuple[ml_collections.ConfigDict, Prepared]:
+    """A finished (or interrupted) run's config and data, with its best-on-dev model loaded."""
+    workdir = Path(workdir)
+    if not (workdir / "config.json").is_file():
+        raise JaxRobustError(f"{workdir} is not a run directory (no config.json)")
+    config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+    config.buckets = tuple(config.buckets)
+    best = workdir / "best"
+    if not best.is_dir():
+        raise JaxRobustError(f"{workdir} has no best-on-dev checkpoint yet (no {best.name}/)")
+    prepared = prepare(config)
+    checkpoints = Checkpoints(best, keep=1)
+    step = checkpoints.latest_step()
+    if step is None:
+        raise JaxRobustError(f"{workdir} has no best-on-dev checkpoint yet")
+    checkpoints.restore(step, {"model": prepared.classifier.model})
+    checkpoints.close()
+    prepared.classifier.model.eval()
+    return config, prepared
