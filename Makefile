@@ -18,11 +18,9 @@ $(STAMP): pyproject.toml
 test: install
 	$(PY) -m pytest -q
 
-# Fine-tuning experiments (EXP=name) arrive with the fine-tuning issue; until then the default run
-# fetches the embedded MiniLM-L6 bundle and checks it against the transformers PyTorch reference.
+# Runs experiments/$(EXP).py into runs/$(EXP)/ (resumed if interrupted; assets fetched on first use).
 experiment: install
-	@echo "experiment '$(EXP)': no experiment configs yet; running the MiniLM-L6 parity check instead"
-	$(PY) -m jaxrobust parity bundle:minilm-l6
+	$(PY) -m jaxrobust train --config experiments/$(EXP).py --workdir runs/$(EXP)
 
 parity: install
 	$(PY) -m jaxrobust parity $(or $(REF),bundle:minilm-l6)

@@ -12,12 +12,12 @@ def get_config(arg=None):
     c = default_config()
     c.task = "rotten_tomatoes"
     c.model = "bundle:minilm-l6"
-    c.train_subset = 2000
-    c.eval_subset = 500
+    c.train_subset = 1200
+    c.eval_subset = 400
     c.epochs = 2
     c.lr = 1e-4
     c.batch_size = 32
     c.max_length = 64
     c.buckets = (32, 64)
-    c.checkpoint_every_steps = 50
+    c.checkpoint_every_steps = 25
     return c

@@ -50,7 +50,7 @@ class Checkpoints:
         self.manager.wait_until_finished()
 
     def restore(self, step: int, objects: dict[str, Any]) -> dict:
-        """Load ``step`` into ``objects`` in place; return its ``meta``."""
+        """Load ``step`` into ``objects`` (the same names as saved) in place; return its ``meta``."""
         states = {name: _state(name, obj) for name, obj in objects.items()}
         target = {name: _abstract(nnx.to_pure_dict(s)) for name, s in states.items()}
         try:
@@ -58,7 +58,7 @@ class Checkpoints:
                 step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore())
             )
         except Exception as e:  # orbax raises many types for damaged or foreign checkpoints
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
             raise JaxRobustError(
                 f"checkpoint {self.directory / str(step)} is corrupt or does not fit this model: {msg}"
             ) from e

@@ -148,8 +148,8 @@ def make_train_step(loss_fn: Callable, config) -> Callable:
         return {
             **metrics,
             "loss": loss,
-            "grad_norm": optax.global_norm(grads),
-            "param_norm": optax.global_norm(nnx.state(model, nnx.Param)),
+            "grad_norm": optax.tree.norm(grads),
+            "param_norm": optax.tree.norm(nnx.state(model, nnx.Param)),
         }
 
     step.traces = 0
@@ -343,6 +343,7 @@ def train_and_evaluate(
         "train_seconds": round(progress["train_seconds"], 2),
         # Steady-state throughput: steps that triggered a compilation are left out.
         "examples_per_second": round(progress["steady_examples"] / max(progress["steady_seconds"], 1e-9), 2),
+        "train_step_compilations": train_step.traces_of(),  # this session's, one per bucket shape
         "devices": jax.device_count(),
         "platform": jax.devices()[0].platform,
     }

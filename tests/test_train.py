@@ -1,0 +1,186 @@
+"""Fine-tuning on a tiny model: learning, exact resume, compile counts, mesh, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from flax import nnx
+
+from jaxrobust.checkpoint import Checkpoints
+from jaxrobust.configs import apply_override
+from jaxrobust.data.encoding import Encoded, make_batches
+from jaxrobust.errors import JaxRobustError
+from jaxrobust.models import load_classifier
+from jaxrobust.models.weights import flat_params
+from jaxrobust.train import default_config, make_optimizer, train_and_evaluate
+
+POSITIVE = ["the film was good", "a very good plot", "it was great", "great and good", "a great film", "very great"]
+NEGATIVE = ["the film was bad", "a very bad plot", "it was boring", "boring and bad", "bad bad", "very boring"]
+
+
+@pytest.fixture
+def tiny_task(tmp_path):
+    """A separable sentiment CSV over the tiny vocabulary, repeated to 96 rows."""
+    path = tmp_path / "tiny.csv"
+    rows = [(t, "pos") for t in POSITIVE] + [(t, "neg") for t in NEGATIVE]
+    path.write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in rows * 8))
+    return f"csv:{path}"
+
+
+@pytest.fixture
+def tiny_config(tiny_model_dir, tiny_task):
+    directory, _ = tiny_model_dir("bert", num_labels=2)
+    c = default_config()
+    c.task = tiny_task
+    c.model = str(directory)
+    c.max_length = 16
+    c.buckets = (4, 16)  # the 2-word sentences fill the first bucket, the rest the second
+    c.batch_size = 8
+    c.eval_batch_size = 16
+    c.epochs = 8
+    c.lr = 1e-2
+    c.warmup_ratio = 0.0
+    c.log_every_steps = 1
+    c.checkpoint_every_steps = 4
+    return c
+
+
+def _checkpointed_params(config, run_dir, step: int, total_steps: int) -> dict:
+    """The model parameters of training checkpoint ``step`` (restored with their optimizer)."""
+    model = load_classifier(config.model, 2, tokenizer=False).model
+    optimizer = nnx.Optimizer(model, make_optimizer(config, total_steps), wrt=nnx.Param)
+    Checkpoints(f"{run_dir}/checkpoints", keep=2).restore(step, {"model": model, "optimizer": optimizer})
+    return {k: np.asarray(v) for k, v in flat_params(model).items()}
+
+
+def _losses(workdir):
+    return [r["loss"] for r in map(json.loads, (workdir / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+
+
+def test_loss_decreases_and_results_are_written(tiny_config, tmp_path):
+    results = train_and_evaluate(tiny_config, tmp_path / "run")
+    losses = _losses(tmp_path / "run")
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+    assert results["dev_accuracy"] > 0.9
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    for key in ("task", "model", "seed", "dev_accuracy", "test_accuracy", "test_macro_f1", "train_seconds", "examples_per_second"):
+        assert key in saved
+    # One compilation per bucket shape, whatever the number of steps.
+    assert results["train_step_compilations"] == 2 and results["total_steps"] > 10
+
+
+def test_interrupted_run_resumes_bitwise(tiny_config, tmp_path):
+    straight = train_and_evaluate(tiny_config, tmp_path / "a")
+
+    class Killed(Exception):
+        pass
+
+    def kill_at(step):
+        if step == 7:  # between the checkpoints at steps 4 and 8
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_and_evaluate(tiny_config, tmp_path / "b", on_step=kill_at)
+    resumed = train_and_evaluate(tiny_config, tmp_path / "b")
+
+    timing = {"train_seconds", "examples_per_second", "train_step_compilations"}
+    assert {k: v for k, v in straight.items() if k not in timing} == {k: v for k, v in resumed.items() if k not in timing}
+    assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "b" / "metrics.jsonl").read_text()
+    final = straight["total_steps"]
+    params = [_checkpointed_params(tiny_config, tmp_path / run, final, final) for run in ("a", "b")]
+    for key in params[0]:
+        np.testing.assert_array_equal(params[0][key], params[1][key])
+
+
+def test_corrupt_checkpoint_is_named(tiny_config, tmp_path):
+    tiny_config.max_steps = 4
+    train_and_evaluate(tiny_config, tmp_path / "run")
+    for f in (tmp_path / "run" / "checkpoints" / "4").rglob("*"):
+        if f.is_file() and f.stat().st_size > 0 and "meta" not in str(f):
+            f.write_bytes(b"\0" * 7)
+    tiny_config.max_steps = 8
+    with pytest.raises(JaxRobustError, match="different config"):
+        train_and_evaluate(tiny_config, tmp_path / "run")
+    tiny_config.max_steps = 4
+    with pytest.raises(JaxRobustError, match="checkpoint .*4 is corrupt or does not fit"):
+        _checkpointed_params(tiny_config, tmp_path / "run", 4, 4)
+
+
+def test_batches_keep_every_example_once():
+    rng = np.random.default_rng(0)
+    encoded = [
+        Encoded(np.arange(n, dtype=np.int32), np.zeros(n, np.int32), np.zeros(n, np.int32), [], int(n % 2))
+        for n in rng.integers(2, 17, size=37)
+    ]
+    batches = make_batches(encoded, batch_size=8, buckets=(8, 16), pad_id=1, shuffle_seed=3)
+    seen = np.concatenate([b["index"][b["weights"] > 0] for b in batches])
+    assert sorted(seen.tolist()) == list(range(37))
+    assert {b["input_ids"].shape for b in batches} <= {(8, 8), (8, 16)}
+    for b in batches:
+        assert np.all(b["index"][b["weights"] == 0] == -1)
+        for row in np.flatnonzero(b["weights"]):
+            n = encoded[b["index"][row]].length
+            assert b["attention_mask"][row].sum() == n and b["input_ids"].shape[1] >= n
+    again = make_batches(encoded, batch_size=8, buckets=(8, 16), pad_id=1, shuffle_seed=3)
+    assert all(np.array_equal(x["index"], y["index"]) for x, y in zip(batches, again))
+
+
+def test_unknown_task_and_override_key(tiny_config, tmp_path):
+    with pytest.raises(JaxRobustError, match="config has no key 'learning_rate'"):
+        apply_override(tiny_config, "--config.learning_rate=0.1")
+    with pytest.raises(JaxRobustError, match="expected float"):
+        apply_override(tiny_config, "--config.lr=fast")
+    tiny_config.task = "not_a_task"
+    with pytest.raises(JaxRobustError, match="unknown task 'not_a_task'; known tasks: .*rotten_tomatoes"):
+        train_and_evaluate(tiny_config, tmp_path / "run")
+
+
+def test_workdir_with_other_config_is_refused(tiny_config, tmp_path):
+    tiny_config.max_steps = 2
+    train_and_evaluate(tiny_config, tmp_path / "run")
+    tiny_config.lr = 1e-4
+    with pytest.raises(JaxRobustError, match="different config; use --overwrite"):
+        train_and_evaluate(tiny_config, tmp_path / "run")
+    assert train_and_evaluate(tiny_config, tmp_path / "run", overwrite=True)["total_steps"] == 2
+
+
+_MESH_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import jax, numpy as np
+    jax.config.update("jax_default_matmul_precision", "highest")
+    from jaxrobust.train import default_config, make_optimizer, train_and_evaluate
+    from test_train import _checkpointed_params
+    c = default_config()
+    c.update_from_flattened_dict(json.loads(sys.argv[1]))
+    c.buckets = tuple(c.buckets)
+    train_and_evaluate(c, sys.argv[2])
+    np.savez(sys.argv[2] + "/params.npz", **_checkpointed_params(c, sys.argv[2], 3, 3))
+    print("devices", jax.device_count())
+    """
+)
+
+
+def test_eight_fake_devices_match_one(tiny_config, tmp_path):
+    tiny_config.max_steps = 3
+    tiny_config.checkpoint_every_steps = 3
+    settings = json.dumps(tiny_config.to_dict())
+    out = {}
+    for n in (1, 8):
+        env = {**os.environ, "PYTHONPATH": os.path.dirname(__file__), "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}", "JAX_PLATFORMS": "cpu"}
+        proc = subprocess.run(
+            [sys.executable, "-c", _MESH_SCRIPT, settings, str(tmp_path / f"d{n}")], env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert f"devices {n}" in proc.stdout
+        out[n] = np.load(tmp_path / f"d{n}" / "params.npz")
+    losses = [_losses(tmp_path / f"d{n}") for n in (1, 8)]
+    np.testing.assert_allclose(losses[0], losses[1], atol=1e-5, rtol=0)
+    for key in out[1].files:
+        np.testing.assert_allclose(out[8][key], out[1][key], atol=1e-5, rtol=0)
