@@ -19,8 +19,9 @@ test: install
 	$(PY) -m pytest -q
 
 # Runs experiments/$(EXP).py into runs/$(EXP)/ (resumed if interrupted; assets fetched on first use).
+# ARGS passes more flags, e.g. ARGS="--overwrite --config.seed=1".
 experiment: install
-	$(PY) -m jaxrobust train --config experiments/$(EXP).py --workdir runs/$(EXP)
+	$(PY) -m jaxrobust train --config experiments/$(EXP).py --workdir runs/$(EXP) $(ARGS)
 
 parity: install
 	$(PY) -m jaxrobust parity $(or $(REF),bundle:minilm-l6)

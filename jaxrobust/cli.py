@@ -70,6 +70,14 @@ def _export(args) -> int:
     return 0
 
 
+def _data_describe(args) -> int:
+    from jaxrobust.data import get_task
+    from jaxrobust.data.describe import describe_task
+
+    print(describe_task(get_task(args.task, args.text_field, args.label_field, args.text_b_field)))
+    return 0
+
+
 def _print_table(row: dict, keys: tuple[str, ...]) -> None:
     width = max(len(k) for k in keys)
     for k in keys:
@@ -92,6 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
     p_parity.add_argument("ref", help="model directory, bundle:ID or hub id")
     p_parity.add_argument("--num-labels", type=int, default=2)
     p_parity.set_defaults(fn=_parity)
+
+    p_data = sub.add_parser("data", help="tasks and their splits")
+    data_sub = p_data.add_subparsers(dest="data_command", required=True)
+    p_describe = data_sub.add_parser("describe", help="sizes, label balance and lengths of a task")
+    p_describe.add_argument("task", help="task name, csv:PATH or jsonl:PATH")
+    p_describe.add_argument("--text-field", default="text")
+    p_describe.add_argument("--label-field", default="label")
+    p_describe.add_argument("--text-b-field", default=None)
+    p_describe.set_defaults(fn=_data_describe)
 
     p_train = sub.add_parser("train", help="fine-tune a model as an experiment config says")
     p_train.add_argument("--config", required=True, help="experiments/NAME.py[:ARG] or NAME")
