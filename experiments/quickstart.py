@@ -1,8 +1,10 @@
-"""Quickstart: fine-tune MiniLM-L6 on a 2,000-sentence subset of Rotten Tomatoes.
+"""Quickstart: fine-tune MiniLM-L6 on a 1,200-sentence subset of Rotten Tomatoes (2 epochs).
 
 Command:  make experiment            (= python -m jaxrobust train --config experiments/quickstart.py --workdir runs/quickstart)
 Hardware: 2-core x86-64 CPU build machine, no GPU.
-Runtime / result: filled in from the run below.
+Runtime / result (2026-11-22, measured while the test suite ran on the same 2 cores, so slower than
+an idle machine): 6 min 38 s wall for `make experiment` with assets cached, 78 steps; dev accuracy
+0.7625, test accuracy 0.8025, test macro-F1 0.798 (400 dev / 400 test sentences).
 """
 
 from jaxrobust.train import default_config
