@@ -28,6 +28,7 @@ import numpy as np
 import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
+from scipy.special import log_softmax
 from tqdm import tqdm
 
 from jaxrobust.checkpoint import Checkpoints
@@ -37,6 +38,7 @@ from jaxrobust.errors import JaxRobustError
 from jaxrobust.io import MetricsLog, write_json_atomic
 from jaxrobust.models import LoadedClassifier, load_classifier
 from jaxrobust.objectives import get_objective
+from jaxrobust.objectives.ft import classifier_logits
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "labels", "weights")
 
@@ -158,9 +160,7 @@ def make_train_step(loss_fn: Callable, config) -> Callable:
     return jitted
 
 
-@nnx.jit
-def _eval_logits(model, batch):
-    return model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
+_eval_logits = nnx.jit(classifier_logits)
 
 
 def macro_f1(labels: np.ndarray, preds: np.ndarray, num_labels: int) -> float:
@@ -179,7 +179,7 @@ def evaluate(model, encoded: list[Encoded], config, pad_id: int, num_labels: int
     for batch in make_batches(encoded, config.eval_batch_size, config.buckets, pad_id):
         logits = np.asarray(_eval_logits(model, place(batch)), np.float64)
         real = batch["weights"] > 0
-        logp = logits - np.log(np.sum(np.exp(logits - logits.max(-1, keepdims=True)), -1, keepdims=True)) - logits.max(-1, keepdims=True)
+        logp = log_softmax(logits, axis=-1)
         losses.append(-logp[np.arange(len(logits)), batch["labels"]][real])
         labels.append(batch["labels"][real])
         preds.append(logits.argmax(-1)[real])
@@ -259,7 +259,8 @@ def train_and_evaluate(
     if config.batch_size % jax.device_count() or config.eval_batch_size % jax.device_count():
         raise JaxRobustError(f"batch sizes must be multiples of the {jax.device_count()} devices")
 
-    steps_per_epoch = len(epoch_batches(prepared, config, 0))
+    batches, batches_epoch = epoch_batches(prepared, config, 0), 0
+    steps_per_epoch = len(batches)
     total_steps = config.epochs * steps_per_epoch
     if config.max_steps > 0:
         total_steps = min(total_steps, config.max_steps)
@@ -282,7 +283,6 @@ def train_and_evaluate(
     base_key = jax.random.key(config.seed)
     eval_every = config.eval_every_steps or steps_per_epoch
     bar = tqdm(total=total_steps, initial=start, desc=f"{prepared.task.name}/{config.objective}", unit="step", dynamic_ncols=True)
-    batches, batches_epoch = None, -1
     for step in range(start, total_steps):
         epoch, position = divmod(step, steps_per_epoch)
         if epoch != batches_epoch:

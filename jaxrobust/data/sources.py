@@ -7,7 +7,7 @@ import csv
 import html
 
 from jaxrobust import assets
-from jaxrobust.data.tasks import Splits, Task, make_examples, register, split_80_10_10, stratified_split
+from jaxrobust.data.tasks import TASKS, Splits, Task, make_examples, register, split_80_10_10, stratified_split
 from jaxrobust.errors import JaxRobustError
 
 # --- registry bundles (work offline) ----------------------------------------------------------
@@ -151,24 +151,16 @@ def _hub_split(path: str, name: str | None, split: str):
     try:
         return datasets.load_dataset(path, name, split=split)
     except Exception as e:  # datasets raises many types for "no network"; all mean the same here
-        offline = sorted(n for n, t in _registered().items() if t.source.startswith("bundle:"))
+        offline = sorted(n for n, t in TASKS.items() if t.source.startswith("bundle:"))
         raise JaxRobustError(
             f"could not load {path}{'/' + name if name else ''} from the Hugging Face hub "
             f"({type(e).__name__}); offline tasks: {', '.join(offline)}"
         ) from e
 
 
-def _registered() -> dict[str, Task]:
-    from jaxrobust.data.tasks import TASKS
-
-    return TASKS
-
-
-def _rows(ds, fields: tuple[str, ...], label_map=None):
+def _rows(ds, fields: tuple[str, ...]):
     for r in ds:
         label = r[fields[-1]]
-        if label_map is not None:
-            label = label_map(r)
         if label is None or label == -1:  # SNLI marks examples without a gold label with -1
             continue
         yield (*(r[f] for f in fields[:-1]), label)
@@ -192,8 +184,7 @@ def hub_task(
 
         train, skipped = examples("train")
         if test_split is None:  # only a train split: 80/10/10
-            splits = split_80_10_10(train, skipped)
-            return splits
+            return split_80_10_10(train, skipped)
         test, s_test = examples(test_split)
         if dev_split is None:
             train, dev = stratified_split(train, (0.9, 0.1))
