@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXP ?= quickstart
 
-.PHONY: install test experiment parity clean
+.PHONY: install test experiment bench parity clean
 
 install: $(STAMP)
 
@@ -22,6 +22,10 @@ test: install
 # ARGS passes more flags, e.g. ARGS="--overwrite --config.seed=1".
 experiment: install
 	$(PY) -m jaxrobust train --config experiments/$(EXP).py --workdir runs/$(EXP) $(ARGS)
+
+# Benchmarks; figures go to bench/results/ (JSON + markdown). Reuses runs/finetune_minilm_rt if done.
+bench: install
+	$(PY) bench/finetune_vs_pytorch.py
 
 parity: install
 	$(PY) -m jaxrobust parity $(or $(REF),bundle:minilm-l6)

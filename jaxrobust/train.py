@@ -84,7 +84,8 @@ class Prepared:
     skipped: int
 
 
-def _subset(items: list, n: int) -> list:
+def take_subset(items: list, n: int) -> list:
+    """``n`` items (all if ``n`` is 0 or too large) drawn by the fixed split seed, in their order."""
     if not 0 < n < len(items):
         return items
     keep = np.sort(np.random.default_rng(SPLIT_SEED).permutation(len(items))[:n])
@@ -99,9 +100,9 @@ def prepare(config: ml_collections.ConfigDict) -> Prepared:
     splits = task.load()
     classifier = load_classifier(config.model, task.num_labels, seed=config.seed)
     raw = {
-        "train": _subset(splits.train, config.train_subset),
-        "dev": _subset(splits.dev, config.eval_subset),
-        "test": _subset(splits.test, config.eval_subset),
+        "train": take_subset(splits.train, config.train_subset),
+        "dev": take_subset(splits.dev, config.eval_subset),
+        "test": take_subset(splits.test, config.eval_subset),
     }
     for name, examples in raw.items():
         if not examples:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
@@ -110,6 +111,19 @@ def test_corrupt_checkpoint_is_named(tiny_config, tmp_path):
     tiny_config.max_steps = 4
     with pytest.raises(JaxRobustError, match="checkpoint .*4 is corrupt or does not fit"):
         _checkpointed_params(tiny_config, tmp_path / "run", 4, 4)
+
+
+def test_divergence_stops_with_a_clear_message(tiny_config, tmp_path, monkeypatch):
+    from jaxrobust import objectives
+
+    def nan_loss(model, batch, rng, config):
+        loss, metrics = objectives.ft_loss(model, batch, rng, config)
+        return loss * jnp.nan, metrics
+
+    monkeypatch.setitem(objectives.OBJECTIVES, "nan", nan_loss)
+    tiny_config.objective = "nan"
+    with pytest.raises(JaxRobustError, match="loss is nan at step 1: training diverged"):
+        train_and_evaluate(tiny_config, tmp_path / "run")
 
 
 def test_batches_keep_every_example_once():
