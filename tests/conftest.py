@@ -56,3 +56,16 @@ def tiny_model_dir(tmp_path_factory):
         return made[family, num_labels]
 
     return make
+
+
+POSITIVE = ["the film was good", "a very good plot", "it was great", "great and good", "a great film", "very great"]
+NEGATIVE = ["the film was bad", "a very bad plot", "it was boring", "boring and bad", "bad bad", "very boring"]
+
+
+@pytest.fixture
+def tiny_task(tmp_path):
+    """A separable sentiment CSV over the tiny vocabulary, repeated to 96 rows."""
+    path = tmp_path / "tiny.csv"
+    rows = [(t, "pos") for t in POSITIVE] + [(t, "neg") for t in NEGATIVE]
+    path.write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in rows * 8))
+    return f"csv:{path}"
