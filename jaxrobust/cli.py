@@ -78,6 +78,55 @@ def _data_describe(args) -> int:
     return 0
 
 
+def _synonyms_describe(args) -> int:
+    from jaxrobust.attacks.synonyms import describe, load_synonyms
+
+    print(describe(load_synonyms(args.source, k=args.k, min_cos=args.min_cos)))
+    return 0
+
+
+def _attack(args) -> int:
+    from pathlib import Path
+
+    from jaxrobust.attacks.run import AttackSettings, load_target, run_attack
+
+    settings = AttackSettings(
+        attack=args.attack, synonyms=args.synonyms, n=args.n, budget=args.budget, seed=args.seed,
+        k=args.k, min_cos=args.min_cos, batch_size=args.batch_size,
+        population=args.population, generations=args.generations,
+    )
+    target = load_target(args.workdir, args.model, args.task, args.max_length)
+    out = Path(args.out) if args.out else Path(args.workdir or ".") / "attacks" / settings.name
+    summary = run_attack(target, settings, out)
+    _print_table(summary, ("attack", "n", "clean_accuracy", "accuracy_under_attack", "attack_success_rate",
+                           "perturbed_word_pct", "mean_queries", "seconds", "examples_per_second"))
+    print(f"report: {out}")
+    return 0
+
+
+def _sweep(args) -> int:
+    from pathlib import Path
+
+    from jaxrobust.attacks.run import CANDIDATE_DEFAULTS, load_target
+    from jaxrobust.attacks.sweep import sweep, write_sweep
+    from jaxrobust.attacks.synonyms import load_synonyms
+
+    try:
+        budgets = [float(b) for b in args.budgets.split(",")]
+    except ValueError:
+        raise JaxRobustError(f"--budgets must be comma-separated numbers, got {args.budgets!r}") from None
+    k, min_cos = CANDIDATE_DEFAULTS["gradient"]
+    k = args.k or k
+    table = load_synonyms(args.synonyms, k=k, min_cos=min_cos if args.min_cos is None else args.min_cos)
+    targets = [load_target(w) for w in args.workdir]
+    result = sweep(targets, budgets, table.candidates, n=args.n, seed=args.seed, k=k)
+    out = Path(args.out) if args.out else Path(args.workdir[0]) / "sweeps" / f"gradient-n{args.n}-s{args.seed}"
+    write_sweep(result, out)
+    print((out / "sweep.md").read_text())
+    print(f"report: {out}")
+    return 0
+
+
 def _print_table(row: dict, keys: tuple[str, ...]) -> None:
     width = max(len(k) for k in keys)
     for k in keys:
@@ -125,6 +174,43 @@ def build_parser() -> argparse.ArgumentParser:
     p_export.add_argument("--workdir", required=True)
     p_export.add_argument("--out", required=True)
     p_export.set_defaults(fn=_export)
+
+    p_syn = sub.add_parser("synonyms", help="synonym candidate sources")
+    syn_sub = p_syn.add_subparsers(dest="synonyms_command", required=True)
+    p_sd = syn_sub.add_parser("describe", help="coverage and sample neighbours of a source")
+    p_sd.add_argument("source", help="glove-cf, wordnet, counterfitted:PATH or embedding:MODEL")
+    p_sd.add_argument("--k", type=int, default=50, help="candidates per word at most")
+    p_sd.add_argument("--min-cos", type=float, default=0.5, help="minimum cosine (sources with scores)")
+    p_sd.set_defaults(fn=_synonyms_describe)
+
+    p_attack = sub.add_parser("attack", help="attack a seeded sample of the test split")
+    p_attack.add_argument("--workdir", help="training run whose best-on-dev model is attacked")
+    p_attack.add_argument("--model", help="or: a classifier (dir, bundle:ID, hub id) ...")
+    p_attack.add_argument("--task", help="... and the task whose test split is attacked")
+    p_attack.add_argument("--max-length", type=int, default=64, help="token limit with --model")
+    p_attack.add_argument("--attack", default="gradient", help="gradient, textfooler, pwws or genetic")
+    p_attack.add_argument("--synonyms", default="glove-cf", help="candidate source (see `synonyms describe`)")
+    p_attack.add_argument("--n", type=int, default=500, help="examples (seeded sample of the test split)")
+    p_attack.add_argument("--budget", type=float, default=0.2, help="max share of words changed, in (0, 1]")
+    p_attack.add_argument("--seed", type=int, default=0)
+    p_attack.add_argument("--k", type=int, default=None, help="candidates per word (default: the attack's recipe)")
+    p_attack.add_argument("--min-cos", type=float, default=None, help="minimum cosine (default: the attack's recipe)")
+    p_attack.add_argument("--batch-size", type=int, default=32)
+    p_attack.add_argument("--population", type=int, default=60, help="genetic attack")
+    p_attack.add_argument("--generations", type=int, default=20, help="genetic attack")
+    p_attack.add_argument("--out", help="report directory (default WORKDIR/attacks/NAME)")
+    p_attack.set_defaults(fn=_attack)
+
+    p_sweep = sub.add_parser("sweep", help="gradient attack over budgets and runs in one vmapped program")
+    p_sweep.add_argument("--workdir", action="append", required=True, help="a run; repeat for several runs")
+    p_sweep.add_argument("--budgets", default="0.05,0.1,0.2,0.3", help="comma-separated shares of words")
+    p_sweep.add_argument("--synonyms", default="glove-cf")
+    p_sweep.add_argument("--n", type=int, default=200)
+    p_sweep.add_argument("--seed", type=int, default=0)
+    p_sweep.add_argument("--k", type=int, default=None)
+    p_sweep.add_argument("--min-cos", type=float, default=None)
+    p_sweep.add_argument("--out", help="output directory (default FIRST_WORKDIR/sweeps/NAME)")
+    p_sweep.set_defaults(fn=_sweep)
     return parser
 
 

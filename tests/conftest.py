@@ -69,3 +69,27 @@ def tiny_task(tmp_path):
     rows = [(t, "pos") for t in POSITIVE] + [(t, "neg") for t in NEGATIVE]
     path.write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in rows * 8))
     return f"csv:{path}"
+
+
+# Two-token word for the attacks' multi-token rule: "films" is "film" + "##s" in the tiny vocabulary.
+ATTACK_SENTENCES = [(t, "pos") for t in POSITIVE + ["good films", "the films were great", "a good and great plot"]] + [
+    (t, "neg") for t in NEGATIVE + ["bad films", "the films were boring", "a bad and boring plot"]
+]
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_run(tiny_model_dir, tmp_path_factory):
+    """A finished training run of the tiny BERT on a tiny sentiment task (trained once per session)."""
+    from jaxrobust.train import default_config, train_and_evaluate
+
+    directory, _ = tiny_model_dir("bert", num_labels=2)
+    root = tmp_path_factory.mktemp("tiny-run")
+    csv = root / "tiny.csv"
+    csv.write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in ATTACK_SENTENCES * 8))
+    c = default_config()
+    c.task = f"csv:{csv}"
+    c.model = str(directory)
+    c.max_length, c.buckets, c.batch_size, c.eval_batch_size = 16, (16,), 8, 32
+    c.epochs, c.lr, c.warmup_ratio = 6, 1e-2, 0.0
+    train_and_evaluate(c, root / "run")
+    return root / "run"

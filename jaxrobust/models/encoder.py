@@ -184,7 +184,7 @@ class SequenceClassifier(nnx.Module):
     @property
     def word_embeddings(self) -> jax.Array:
         """The input embedding matrix ``[V, H]``."""
-        return self.embeddings.word.embedding.value
+        return self.embeddings.word.embedding[...]
 
     def _attention_bias(self, mask: jax.Array) -> jax.Array:
         length = mask.shape[1]

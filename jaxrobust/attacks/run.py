@@ -1,0 +1,187 @@
+"""Attack a seeded sample of a task's test split: the ``attack`` command.
+
+Pipeline: sample -> attackable words and candidates (:func:`layout.prepare_examples`) -> shape
+groups -> the chosen attack on each group -> string-level check of every final text
+(:mod:`verify`) -> report files (:mod:`report`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from jaxrobust.attacks import engine, report, verify
+from jaxrobust.attacks.layout import prepare_examples
+from jaxrobust.attacks.victim import Victim
+from jaxrobust.data.tasks import Example
+from jaxrobust.errors import JaxRobustError
+
+ATTACKS = ("gradient", "textfooler", "pwws", "genetic")
+# Candidate sets of each attack's reference recipe: (top-k, minimum cosine).
+#   gradient   -- A2T: top-20 counter-fitted neighbours with cosine >= 0.8
+#   textfooler -- TextFooler: top-50, cosine >= 0.5
+#   pwws       -- PWWS takes every synonym of its source (WordNet in the paper)
+#   genetic    -- Alzantot et al.: 8 nearest neighbours
+CANDIDATE_DEFAULTS = {"gradient": (20, 0.8), "textfooler": (50, 0.5), "pwws": (50, 0.0), "genetic": (8, 0.5)}
+
+
+@dataclasses.dataclass
+class AttackSettings:
+    attack: str = "gradient"
+    synonyms: str = "glove-cf"
+    n: int = 500
+    budget: float = 0.2
+    seed: int = 0
+    k: int | None = None  # None: the attack's default (CANDIDATE_DEFAULTS)
+    min_cos: float | None = None
+    batch_size: int = 32
+    verify: int = 4  # gradient attack: forward checks per step
+    max_iters: int = 20  # gradient attack: steps per example
+    population: int = 60  # genetic
+    generations: int = 20  # genetic
+
+    def __post_init__(self):
+        if self.attack not in ATTACKS:
+            raise JaxRobustError(f"unknown attack {self.attack!r}; choose one of {', '.join(ATTACKS)}")
+        if not 0 < self.budget <= 1:
+            raise JaxRobustError(f"budget must be in (0, 1] (a share of the words), got {self.budget}")
+        if self.n < 1:
+            raise JaxRobustError(f"--n must be at least 1, got {self.n}")
+        default_k, default_cos = CANDIDATE_DEFAULTS[self.attack]
+        self.k = self.k or default_k
+        self.min_cos = default_cos if self.min_cos is None else self.min_cos
+
+    @property
+    def name(self) -> str:
+        """Directory name of this attack's results."""
+        source = self.synonyms.replace(":", "-").replace("/", "_")
+        return f"{self.attack}-{source}-k{self.k}-b{self.budget:g}-n{self.n}-s{self.seed}"
+
+
+def sample_indices(n_total: int, n: int, seed: int) -> np.ndarray:
+    """``n`` distinct indices of ``range(n_total)`` drawn by ``seed``, sorted."""
+    return np.sort(np.random.default_rng(seed).permutation(n_total)[:n])
+
+
+def attack_examples(
+    victim: Victim,
+    params,
+    tokenizer,
+    examples: Sequence[Example],
+    indices: Sequence[int],
+    candidates_of,
+    settings: AttackSettings,
+    progress: bool = True,
+) -> tuple[list[dict], float]:
+    """Attack ``examples`` (``indices``: their positions in the split); records and wall seconds."""
+    start = time.perf_counter()
+    items = prepare_examples(tokenizer, examples, candidates_of, victim.max_length, settings.k)
+    for ae, index in zip(items, indices):
+        ae.index = int(index)
+    attackable = [ae for ae in items if ae.slot_words]
+    records_by_index: dict[int, dict] = {}
+    bar = tqdm(total=len(items), desc=f"{settings.attack} attack", unit="ex", disable=not progress)
+    idle = [ae for ae in items if not ae.slot_words]
+    _collect(records_by_index, verify.check(victim, params, tokenizer, idle, [None] * len(idle), settings.budget), bar)
+    for group in engine.make_groups(tokenizer, attackable, settings.budget, victim.max_length, settings.k):
+        outcomes = _run_group(victim, params, group, settings)
+        _collect(records_by_index, verify.check(victim, params, tokenizer, group.members, outcomes, settings.budget), bar)
+    bar.close()
+    records = [records_by_index[ae.index] for ae in items]
+    return records, time.perf_counter() - start
+
+
+def _run_group(victim: Victim, params, group: engine.Group, settings: AttackSettings) -> list[engine.Outcome]:
+    if settings.attack == "gradient":
+        return engine.run_gradient_group(
+            victim, params, group, settings.budget,
+            batch_size=settings.batch_size, verify=settings.verify, max_iters=settings.max_iters,
+        )
+    from jaxrobust.attacks import blackbox
+
+    scorer = engine.Scorer(victim, params, group, chunk=max(settings.batch_size, 64))
+    if settings.attack == "genetic":
+        return blackbox.genetic_group(
+            scorer, settings.budget, population=settings.population, generations=settings.generations, seed=settings.seed
+        )
+    return blackbox.ATTACKS[settings.attack](scorer, settings.budget)
+
+
+def _collect(into: dict, records: list[dict], bar) -> None:
+    for r in records:
+        into[r["index"]] = r
+    bar.update(len(records))
+    done = list(into.values())
+    correct = sum(not (r["skipped"] and r["reason"] == "misclassified") for r in done)
+    if correct:
+        bar.set_postfix(success=f"{sum(r['success'] for r in done) / correct:.1%}")
+
+
+def write_results(out_dir: Path, records: list[dict], seconds: float, settings: AttackSettings, label_names, **extra) -> dict:
+    """Write the report files of one attack into ``out_dir``; returns the summary."""
+    summary = report.summarize(records, seconds, **dataclasses.asdict(settings), **extra)
+    report.write_report(out_dir, records, summary, label_names)
+    return summary
+
+
+@dataclasses.dataclass
+class Target:
+    """A model to attack and the task whose test split it is attacked on."""
+
+    victim: Victim
+    params: object
+    tokenizer: object
+    task: object
+    source: str  # the run directory or model reference
+
+
+def load_target(workdir: str | None = None, model: str | None = None, task: str | None = None, max_length: int = 64) -> Target:
+    """The best-on-dev model of run ``workdir``, or model ``model`` (dir, bundle:ID, hub id) on ``task``."""
+    from jaxrobust.attacks.victim import split_model
+
+    if model is not None:
+        from jaxrobust.data import get_task
+        from jaxrobust.models import load_classifier
+
+        if task is None:
+            raise JaxRobustError("--model needs --task (the task whose test split is attacked)")
+        the_task = get_task(task)
+        loaded = load_classifier(model, the_task.num_labels)
+        if loaded.fresh_params:
+            raise JaxRobustError(f"{model} has no trained classification head ({', '.join(loaded.fresh_params[:3])} ...)")
+        source = model
+    else:
+        from jaxrobust.train import load_run
+
+        if workdir is None:
+            raise JaxRobustError("give --workdir RUN (a training run) or --model REF --task TASK")
+        config, prepared = load_run(workdir)
+        loaded, the_task, max_length, source = prepared.classifier, prepared.task, config.max_length, str(workdir)
+    tok = loaded.tokenizer
+    victim, params = split_model(loaded.model, tok.pad_token_id, tok.unk_token_id, max_length)
+    return Target(victim, params, tok, the_task, source)
+
+
+def run_attack(target: Target, settings: AttackSettings, out_dir: Path, progress: bool = True) -> dict:
+    """Attack a seeded sample of ``target``'s test split; write the report into ``out_dir``."""
+    from jaxrobust.attacks.synonyms import load_synonyms
+
+    test = target.task.load().test
+    if settings.n > len(test):
+        print(f"notice: --n {settings.n} is larger than the test split; attacking all {len(test)} examples")
+        settings = dataclasses.replace(settings, n=len(test))
+    indices = sample_indices(len(test), settings.n, settings.seed)
+    table = load_synonyms(settings.synonyms, k=settings.k, min_cos=settings.min_cos)
+    records, seconds = attack_examples(
+        target.victim, target.params, target.tokenizer, [test[i] for i in indices], indices,
+        table.candidates, settings, progress,
+    )
+    return write_results(
+        out_dir, records, seconds, settings, target.task.label_names,
+        model=target.source, task=target.task.name, max_length=target.victim.max_length,
+    )

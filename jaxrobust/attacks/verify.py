@@ -1,0 +1,98 @@
+"""String-level truth: an adversarial example counts only on its re-tokenised final string.
+
+Attacks search over token arrays assembled on device; what they report is decided here. Each final
+text is written out as a string, tokenised from scratch by the model's tokenizer, and run through the
+model; the attack succeeds only if that prediction differs from the label, at least one word was
+substituted, every substitution is one of the slot's candidates, and no more words changed than
+the budget allows.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from jaxrobust.attacks.engine import Outcome
+from jaxrobust.attacks.layout import AttackExample
+from jaxrobust.attacks.victim import Victim, predict
+from jaxrobust.data.encoding import encode, make_batches
+from jaxrobust.data.tasks import Example
+
+
+def string_probs(victim: Victim, params, tokenizer, examples: Sequence[Example], batch_size: int = 64) -> np.ndarray:
+    """``[N, C]`` class probabilities of ``examples`` tokenised from their strings."""
+    encoded = encode(tokenizer, examples, victim.max_length)
+    buckets = tuple(range(8, victim.max_length + 8, 8))
+    out = None
+    for batch in make_batches(encoded, batch_size, buckets, tokenizer.pad_token_id):
+        p = np.asarray(predict(victim, params, {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}))
+        out = np.zeros((len(examples), p.shape[1]), np.float32) if out is None else out
+        real = batch["index"] >= 0
+        out[batch["index"][real]] = p[real]
+    return out
+
+
+def check(
+    victim: Victim,
+    params,
+    tokenizer,
+    items: Sequence[AttackExample],
+    outcomes: Sequence[Outcome | None],
+    budget: float,
+) -> list[dict]:
+    """One record per example of ``items`` (``None`` outcome: nothing attackable, left unchanged).
+
+    Record keys: ``index, label, original_text, perturbed_text, substitutions, original_probs,
+    perturbed_probs, success, skipped, reason, queries, gradients, n_words, words_changed``.
+    """
+    if not items:
+        return []
+    finals = [ae.perturbed_example(o.choice) if o is not None else ae.example for ae, o in zip(items, outcomes)]
+    final_probs = string_probs(victim, params, tokenizer, finals)
+    records = []
+    for ae, o, final, p in zip(items, outcomes, finals, final_probs):
+        subs = ae.substitutions(o.choice) if o is not None else []
+        label = ae.example.label
+        original_probs = o.orig_probs if o is not None else p
+        misclassified = int(np.argmax(original_probs)) != label
+        if misclassified:
+            reason = "misclassified"
+        elif o is None:
+            reason = "no attackable word"
+        else:
+            reason = ""
+        _check_constraints(ae, o, budget)
+        records.append(
+            dict(
+                index=ae.index,
+                label=label,
+                original_text=ae.text,
+                perturbed_text=final.text_b if final.text_b is not None else final.text,
+                substitutions=[list(s) for s in subs],
+                original_probs=[float(x) for x in original_probs],
+                perturbed_probs=[float(x) for x in p],
+                success=bool(not misclassified and subs and int(np.argmax(p)) != label),
+                skipped=bool(reason),
+                reason=reason,
+                queries=int(o.queries) if o is not None else 1,
+                gradients=int(o.gradients) if o is not None else 0,
+                n_words=ae.n_words,
+                words_changed=len(subs),
+            )
+        )
+    return records
+
+
+def _check_constraints(ae: AttackExample, o: Outcome | None, budget: float) -> None:
+    """Raise if an attack broke the rules (a bug, never a user error)."""
+    if o is None:
+        return
+    changed = [(slot, c) for slot, c in enumerate(o.choice[: len(ae.slot_words)]) if c >= 0]
+    if len(changed) > ae.max_changes(budget):
+        raise AssertionError(f"example {ae.index}: {len(changed)} words changed, budget allows {ae.max_changes(budget)}")
+    for slot, c in changed:
+        if c >= len(ae.candidates[slot]):
+            raise AssertionError(f"example {ae.index}: slot {slot} took a padding candidate")
+    if (o.choice[len(ae.slot_words) :] >= 0).any():
+        raise AssertionError(f"example {ae.index}: a padding slot was changed")
