@@ -5,9 +5,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXP ?= quickstart
 
-.PHONY: install test experiment bench parity clean
+.PHONY: install assets test experiment bench parity clean
 
-install: $(STAMP)
+install: assets $(STAMP)
+
+# System assets the registries do not carry: WordNet 3.0 from Debian (see scripts/install_wordnet.sh).
+assets:
+	sh scripts/install_wordnet.sh
 
 # Re-runs only when the dependency list changes; torch==2.13.0 (test extra) is the local CPU wheel.
 $(STAMP): pyproject.toml

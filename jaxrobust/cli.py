@@ -89,15 +89,17 @@ def _attack(args) -> int:
     from pathlib import Path
 
     from jaxrobust.attacks.run import AttackSettings, load_target, run_attack
+    from jaxrobust.attacks.synonyms import load_synonyms
 
     settings = AttackSettings(
         attack=args.attack, synonyms=args.synonyms, n=args.n, budget=args.budget, seed=args.seed,
         k=args.k, min_cos=args.min_cos, batch_size=args.batch_size,
         population=args.population, generations=args.generations,
     )
+    table = load_synonyms(settings.synonyms, k=settings.k, min_cos=settings.min_cos)  # fails fast on a bad source
     target = load_target(args.workdir, args.model, args.task, args.max_length)
     out = Path(args.out) if args.out else Path(args.workdir or ".") / "attacks" / settings.name
-    summary = run_attack(target, settings, out)
+    summary = run_attack(target, settings, table, out)
     _print_table(summary, ("attack", "n", "clean_accuracy", "accuracy_under_attack", "attack_success_rate",
                            "perturbed_word_pct", "mean_queries", "seconds", "examples_per_second"))
     print(f"report: {out}")
@@ -214,12 +216,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _enable_compilation_cache() -> None:
+    """Keep compiled XLA programs in the asset cache: a second run of a command skips most compiling."""
+    import jax
+
+    from jaxrobust.assets import cache_dir
+
+    jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "xla"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
 def main(argv: list[str] | None = None) -> int:
     # --config.key=value overrides are collected apart from the declared flags.
     argv = list(sys.argv[1:] if argv is None else argv)
     overrides = [a for a in argv if a.startswith("--config.")]
     args = build_parser().parse_args([a for a in argv if not a.startswith("--config.")])
     args.overrides = overrides
+    _enable_compilation_cache()
     try:
         return args.fn(args)
     except JaxRobustError as e:

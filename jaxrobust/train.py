@@ -358,11 +358,15 @@ def load_run(workdir: str | os.PathLike) -> tuple[ml_collections.ConfigDict, Pre
     workdir = Path(workdir)
     if not (workdir / "config.json").is_file():
         raise JaxRobustError(f"{workdir} is not a run directory (no config.json)")
-    config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
-    config.buckets = tuple(config.buckets)
     best = workdir / "best"
     if not best.is_dir():
         raise JaxRobustError(f"{workdir} has no best-on-dev checkpoint yet (no {best.name}/)")
+    try:
+        config = default_config()
+        config.update(json.loads((workdir / "config.json").read_text()))
+    except (ValueError, TypeError, KeyError) as e:
+        raise JaxRobustError(f"{workdir / 'config.json'} is not a valid run config ({e})") from None
+    config.buckets = tuple(config.buckets)
     prepared = prepare(config)
     checkpoints = Checkpoints(best, keep=1)
     step = checkpoints.latest_step()

@@ -98,19 +98,19 @@ def test_gradient_attack_flips_on_the_retokenised_string(target):
 def test_batched_equals_one_at_a_time_and_compiles_once_per_bucket(target):
     test, _ = _test_examples(target)
     items = [ae for ae in prepare_examples(target.tokenizer, test, candidates_of, 16, 3) if ae.slot_words]
-    groups = engine.make_groups(target.tokenizer, items, 0.5, 16, 3)
+    group = engine.make_group(target.tokenizer, items, 0.5, 16, 3)
+    lengths = set(group.lengths.tolist())
     before = engine._step._cache_size()
-    batched = [engine.run_gradient_group(target.victim, target.params, g, 0.5, batch_size=8, verify=2, max_iters=10) for g in groups]
-    assert engine._step._cache_size() - before <= len(groups)
+    batched = engine.run_gradient_group(target.victim, target.params, group, 0.5, batch_size=8, verify=2, max_iters=10)
+    assert engine._step._cache_size() - before <= len(lengths)  # one compilation per length bucket
     compiled = engine._step._cache_size()
-    again = [engine.run_gradient_group(target.victim, target.params, g, 0.5, batch_size=8, verify=2, max_iters=10) for g in groups]
+    again = engine.run_gradient_group(target.victim, target.params, group, 0.5, batch_size=8, verify=2, max_iters=10)
     assert engine._step._cache_size() == compiled
-    single = [engine.run_gradient_group(target.victim, target.params, g, 0.5, batch_size=1, verify=2, max_iters=10) for g in groups]
-    for a, b, c in zip(batched, again, single):
-        for x, y, z in zip(a, b, c):
-            np.testing.assert_array_equal(x.choice, y.choice)
-            np.testing.assert_array_equal(x.choice, z.choice)
-            assert x.queries == z.queries and x.gradients == z.gradients
+    single = engine.run_gradient_group(target.victim, target.params, group, 0.5, batch_size=1, verify=2, max_iters=10)
+    for x, y, z in zip(batched, again, single):
+        np.testing.assert_array_equal(x.choice, y.choice)
+        np.testing.assert_array_equal(x.choice, z.choice)
+        assert x.queries == z.queries and x.gradients == z.gradients
 
 
 def test_sweep_over_budgets_and_runs_equals_separate_attacks(target):
@@ -131,7 +131,10 @@ def test_whole_program_equals_pool(target):
     """The one-program attack (used by sweeps) and the continuous-batching pool agree."""
     test, _ = _test_examples(target)
     items = [ae for ae in prepare_examples(target.tokenizer, test, candidates_of, 16, 3) if ae.slot_words]
-    for group in engine.make_groups(target.tokenizer, items, 0.5, 16, 3):
-        pool = engine.run_gradient_group(target.victim, target.params, group, 0.5, batch_size=4, verify=2, max_iters=10)
-        whole = gradient_attack(target.victim, target.params, group.layout, jnp.float32(0.5), length=group.length, verify=2, max_iters=10)
-        np.testing.assert_array_equal(np.stack([o.choice for o in pool]), np.asarray(whole["choice"]))
+    group = engine.make_group(target.tokenizer, items, 0.5, 16, 3)
+    pool = engine.run_gradient_group(target.victim, target.params, group, 0.5, batch_size=4, verify=2, max_iters=10)
+    everything = np.arange(len(group.members))
+    whole = gradient_attack(
+        target.victim, target.params, group.layout, jnp.float32(0.5), length=group.length_of(everything), verify=2, max_iters=10
+    )
+    np.testing.assert_array_equal(np.stack([o.choice for o in pool]), np.asarray(whole["choice"]))

@@ -1,13 +1,15 @@
-"""Running attacks over many examples: shape groups, a batched scorer, and continuous batching.
+"""Running attacks over many examples: one padded layout, a batched scorer, continuous batching.
 
-Examples are grouped by padded length (and slot count) so each group is one set of static shapes:
-one compilation per group, whatever the number of examples. Within a group,
+All attackable examples share one :class:`Group`: one layout with common slot (W), candidate (K)
+and segment axes, sorted by the token length each example may reach. The token length of a device
+batch is the largest among its rows, rounded up to a multiple of 8, so short texts are not padded to
+the longest one and the compiled programs are one per length step (at most ``max_length / 8``).
 
-* black-box attacks send every candidate text of a search step, for all examples at once, through
-  :class:`Scorer` in fixed-size device batches;
-* the gradient attack runs as a pool of ``batch_size`` rows (continuous batching): after every
-  jitted step, rows whose example is finished are refilled with the next example, so the device
-  never computes on finished examples except at the very end of a group.
+* Black-box attacks send every candidate text of a search step, for all examples at once, through
+  :class:`Scorer`, which cuts the rows (sorted by length) into fixed-size device batches.
+* The gradient attack runs as a pool of ``batch_size`` rows (continuous batching): after every
+  jitted step, rows whose example is finished are refilled with the next example, shortest first,
+  so the device computes on finished examples only during the last few steps.
 """
 
 from __future__ import annotations
@@ -34,26 +36,26 @@ def _round_up(n: int, step: int) -> int:
 
 @dataclasses.dataclass
 class Group:
-    """Examples of one static shape: ``length`` tokens, ``layout`` rows in ``members`` order."""
+    """Attackable examples in one layout, shortest first."""
 
-    length: int
     members: list[AttackExample]
     layout: Layout  # NumPy arrays, one row per member
+    lengths: np.ndarray  # [N] padded token length of each member (a multiple of LENGTH_STEP)
+
+    def length_of(self, rows: np.ndarray) -> int:
+        """Token length of a device batch holding the members ``rows``."""
+        return int(self.lengths[rows].max())
 
 
-def make_groups(tokenizer, items: Sequence[AttackExample], budget: float, max_length: int, num_candidates: int) -> list[Group]:
-    """Group attackable ``items`` by padded length (room for the budget's growth included)."""
-    by_length: dict[int, list[AttackExample]] = {}
-    for ae in items:
-        length = min(_round_up(padded_length(ae, budget, max_length), LENGTH_STEP), _round_up(max_length, LENGTH_STEP))
-        by_length.setdefault(length, []).append(ae)
-    groups = []
-    for length in sorted(by_length):
-        members = by_length[length]
-        slots = _round_up(max(len(ae.slot_words) for ae in members), SLOT_STEP)
-        lay = make_layout(tokenizer, members, num_slots=slots, num_candidates=num_candidates)
-        groups.append(Group(length, members, lay))
-    return groups
+def make_group(tokenizer, items: Sequence[AttackExample], budget: float, max_length: int, num_candidates: int) -> Group:
+    """Lay out attackable ``items`` (room for the budget's growth included), shortest first."""
+    cap = _round_up(max_length, LENGTH_STEP)
+    lengths = [min(_round_up(padded_length(ae, budget, max_length), LENGTH_STEP), cap) for ae in items]
+    order = np.argsort(lengths, kind="stable")
+    members = [items[i] for i in order]
+    slots = _round_up(max(len(ae.slot_words) for ae in members), SLOT_STEP)
+    lay = make_layout(tokenizer, members, num_slots=slots, num_candidates=num_candidates)
+    return Group(members, lay, np.asarray(lengths, np.int64)[order])
 
 
 @functools.partial(jax.jit, static_argnames=("victim", "length"))
@@ -62,28 +64,33 @@ def _probs_of(victim: Victim, params, lay: Layout, choice: jax.Array, *, length:
 
 
 class Scorer:
-    """Class probabilities of (example, choice) rows of one group, in device batches of ``chunk``."""
+    """Class probabilities of (member, choice) rows of a group, in device batches of ``chunk`` rows."""
 
     def __init__(self, victim: Victim, params, group: Group, chunk: int = 64):
         self.victim, self.params, self.group, self.chunk = victim, params, group, chunk
         self.queries = np.zeros(len(group.members), np.int64)  # forward passes per member
 
     def __call__(self, member: np.ndarray, choice: np.ndarray) -> np.ndarray:
-        """``member [R]`` (row of the group), ``choice [R, W]`` -> probabilities ``[R, C]``."""
+        """``member [R]`` (rows of the group), ``choice [R, W]`` -> probabilities ``[R, C]``."""
         member = np.asarray(member, np.int64)
-        out = []
+        order = np.argsort(self.group.lengths[member], kind="stable")  # similar lengths share a batch
+        parts = []
         for start in range(0, len(member), self.chunk):
-            idx = member[start : start + self.chunk]
-            ch = choice[start : start + self.chunk]
+            rows = order[start : start + self.chunk]
+            idx, ch = member[rows], choice[rows]
             pad = self.chunk - len(idx)
-            if pad:  # fixed batch size: one compilation per group
+            if pad:  # a fixed batch size: one compilation per length
                 idx = np.concatenate([idx, np.repeat(idx[:1], pad)])
                 ch = np.concatenate([ch, np.repeat(ch[:1], pad, axis=0)])
             lay = self.group.layout.rows(idx)
-            p = _probs_of(self.victim, self.params, lay, jnp.asarray(ch), length=self.group.length)
-            out.append(np.asarray(p)[: len(idx) - pad])
+            p = _probs_of(self.victim, self.params, lay, jnp.asarray(ch), length=self.group.length_of(idx))
+            parts.append(np.asarray(p)[: len(rows)])
         np.add.at(self.queries, member, 1)
-        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+        if not parts:
+            return np.zeros((0, 0), np.float32)
+        out = np.empty((len(member), parts[0].shape[1]), np.float32)
+        out[order] = np.concatenate(parts)
+        return out
 
     def clean(self) -> np.ndarray:
         """``[N, C]`` probabilities of every member's original text."""
@@ -117,15 +124,16 @@ def run_gradient_group(
     max_iters: int,
     on_done: Callable[[int], None] = lambda n: None,
 ) -> list[Outcome]:
-    """The gradient attack on every member of ``group`` with continuous batching."""
+    """The gradient attack on every member of ``group`` with continuous batching (module docstring)."""
     scorer = Scorer(victim, params, group, chunk=batch_size)
     p0 = scorer.clean()
     full = group.layout
     todo = [i for i in range(len(group.members)) if p0[i].argmax() == full.labels[i]]
+    attacked = set(todo)
     outcomes = {
         i: Outcome(np.full(full.slot_seg.shape[1], ORIGINAL, np.int32), p0[i], 1, skipped=True)
         for i in range(len(group.members))
-        if i not in set(todo)
+        if i not in attacked
     }
     on_done(len(outcomes))
     if not todo:
@@ -138,7 +146,8 @@ def run_gradient_group(
     state = jax.tree.map(np.asarray, gradient.initial_state(lay, p0[pool]))
     iters = np.zeros(B, np.int64)
     while (pool >= 0).any():
-        state = jax.tree.map(np.array, _step(victim, params, lay, budget_arr, state, length=group.length, verify=verify))
+        length = group.length_of(pool[pool >= 0])
+        state = jax.tree.map(np.array, _step(victim, params, lay, budget_arr, state, length=length, verify=verify))
         iters += 1
         done = np.asarray(_finished(lay, state, budget_arr)) | (iters >= max_iters)
         for row in np.flatnonzero(done & (pool >= 0)):

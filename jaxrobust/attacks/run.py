@@ -88,34 +88,37 @@ def attack_examples(
     bar = tqdm(total=len(items), desc=f"{settings.attack} attack", unit="ex", disable=not progress)
     idle = [ae for ae in items if not ae.slot_words]
     _collect(records_by_index, verify.check(victim, params, tokenizer, idle, [None] * len(idle), settings.budget), bar)
-    for group in engine.make_groups(tokenizer, attackable, settings.budget, victim.max_length, settings.k):
-        outcomes = _run_group(victim, params, group, settings)
-        _collect(records_by_index, verify.check(victim, params, tokenizer, group.members, outcomes, settings.budget), bar)
+    if attackable:
+        group = engine.make_group(tokenizer, attackable, settings.budget, victim.max_length, settings.k)
+        outcomes = _run_group(victim, params, group, settings, bar)
+        _collect(records_by_index, verify.check(victim, params, tokenizer, group.members, outcomes, settings.budget), bar, count=False)
     bar.close()
     records = [records_by_index[ae.index] for ae in items]
     return records, time.perf_counter() - start
 
 
-def _run_group(victim: Victim, params, group: engine.Group, settings: AttackSettings) -> list[engine.Outcome]:
+def _run_group(victim: Victim, params, group: engine.Group, settings: AttackSettings, bar) -> list[engine.Outcome]:
     if settings.attack == "gradient":
         return engine.run_gradient_group(
             victim, params, group, settings.budget,
-            batch_size=settings.batch_size, verify=settings.verify, max_iters=settings.max_iters,
+            batch_size=settings.batch_size, verify=settings.verify, max_iters=settings.max_iters, on_done=bar.update,
         )
     from jaxrobust.attacks import blackbox
 
     scorer = engine.Scorer(victim, params, group, chunk=max(settings.batch_size, 64))
     if settings.attack == "genetic":
         return blackbox.genetic_group(
-            scorer, settings.budget, population=settings.population, generations=settings.generations, seed=settings.seed
+            scorer, settings.budget, population=settings.population, generations=settings.generations,
+            seed=settings.seed, on_done=bar.update,
         )
-    return blackbox.ATTACKS[settings.attack](scorer, settings.budget)
+    return blackbox.ATTACKS[settings.attack](scorer, settings.budget, on_done=bar.update)
 
 
-def _collect(into: dict, records: list[dict], bar) -> None:
+def _collect(into: dict, records: list[dict], bar, count: bool = True) -> None:
     for r in records:
         into[r["index"]] = r
-    bar.update(len(records))
+    if count:
+        bar.update(len(records))
     done = list(into.values())
     correct = sum(not (r["skipped"] and r["reason"] == "misclassified") for r in done)
     if correct:
@@ -124,7 +127,8 @@ def _collect(into: dict, records: list[dict], bar) -> None:
 
 def write_results(out_dir: Path, records: list[dict], seconds: float, settings: AttackSettings, label_names, **extra) -> dict:
     """Write the report files of one attack into ``out_dir``; returns the summary."""
-    summary = report.summarize(records, seconds, **dataclasses.asdict(settings), **extra)
+    settings_fields = {k: v for k, v in dataclasses.asdict(settings).items() if k != "n"}  # n: the examples attacked
+    summary = report.summarize(records, seconds, **settings_fields, **extra)
     report.write_report(out_dir, records, summary, label_names)
     return summary
 
@@ -138,6 +142,7 @@ class Target:
     tokenizer: object
     task: object
     source: str  # the run directory or model reference
+    classifier: object  # the LoadedClassifier (config, tokenizer, model) it came from
 
 
 def load_target(workdir: str | None = None, model: str | None = None, task: str | None = None, max_length: int = 64) -> Target:
@@ -164,19 +169,17 @@ def load_target(workdir: str | None = None, model: str | None = None, task: str 
         loaded, the_task, max_length, source = prepared.classifier, prepared.task, config.max_length, str(workdir)
     tok = loaded.tokenizer
     victim, params = split_model(loaded.model, tok.pad_token_id, tok.unk_token_id, max_length)
-    return Target(victim, params, tok, the_task, source)
+    return Target(victim, params, tok, the_task, source, loaded)
 
 
-def run_attack(target: Target, settings: AttackSettings, out_dir: Path, progress: bool = True) -> dict:
-    """Attack a seeded sample of ``target``'s test split; write the report into ``out_dir``."""
-    from jaxrobust.attacks.synonyms import load_synonyms
-
+def run_attack(target: Target, settings: AttackSettings, table, out_dir: Path, progress: bool = True) -> dict:
+    """Attack a seeded sample of ``target``'s test split with candidates from ``table``
+    (a :class:`~jaxrobust.attacks.synonyms.CandidateTable`); write the report into ``out_dir``."""
     test = target.task.load().test
     if settings.n > len(test):
         print(f"notice: --n {settings.n} is larger than the test split; attacking all {len(test)} examples")
         settings = dataclasses.replace(settings, n=len(test))
     indices = sample_indices(len(test), settings.n, settings.seed)
-    table = load_synonyms(settings.synonyms, k=settings.k, min_cos=settings.min_cos)
     records, seconds = attack_examples(
         target.victim, target.params, target.tokenizer, [test[i] for i in indices], indices,
         table.candidates, settings, progress,

@@ -1,9 +1,9 @@
-"""Accuracy under the gradient attack across budgets and runs, in one compiled program per shape.
+"""Accuracy under the gradient attack across budgets and runs, in one compiled program per length.
 
 The budget of :func:`gradient.gradient_attack` is a traced scalar and the model enters as a
 parameter pytree, so ``vmap`` over budgets and over parameters stacked on a leading axis (runs of
 one architecture, e.g. the seeds of an experiment) turns the whole sweep into one program per shape
-group. Every final text is then checked on its re-tokenised string (:mod:`verify`), per run and
+length. Every final text is then checked on its re-tokenised string (:mod:`verify`), per run and
 budget, exactly as the ``attack`` command does.
 """
 
@@ -71,16 +71,17 @@ def sweep(
     choices = {}  # (run, budget) -> {example index: choice}
     start = time.perf_counter()
     budget_arr = jnp.asarray(budgets, jnp.float32)
-    for group in engine.make_groups(first.tokenizer, attackable, max(budgets), first.victim.max_length, k):
-        for lo in range(0, len(group.members), batch_size):
-            lay = group.layout.rows(np.arange(lo, min(lo + batch_size, len(group.members))))
-            out = np.asarray(_sweep_program(
-                first.victim, stacked, lay, budget_arr, length=group.length, verify=verify_top, max_iters=max_iters,
-            ))
-            for r in range(len(targets)):
-                for b in range(len(budgets)):
-                    for row, ae in enumerate(group.members[lo : lo + batch_size]):
-                        choices.setdefault((r, b), {})[ae.index] = out[r, b, row]
+    group = engine.make_group(first.tokenizer, attackable, max(budgets), first.victim.max_length, k) if attackable else None
+    for lo in range(0, len(attackable), batch_size):
+        rows = np.arange(lo, min(lo + batch_size, len(attackable)))
+        out = np.asarray(_sweep_program(
+            first.victim, stacked, group.layout.rows(rows), budget_arr,
+            length=group.length_of(rows), verify=verify_top, max_iters=max_iters,
+        ))
+        for r in range(len(targets)):
+            for b in range(len(budgets)):
+                for row, member in enumerate(rows):
+                    choices.setdefault((r, b), {})[group.members[member].index] = out[r, b, row]
     seconds = time.perf_counter() - start
     accuracy = np.zeros((len(targets), len(budgets)))
     clean = np.zeros(len(targets))
