@@ -28,8 +28,10 @@ experiment: install
 	$(PY) -m jaxrobust train --config experiments/$(EXP).py --workdir runs/$(EXP) $(ARGS)
 
 # Benchmarks; figures go to bench/results/ (JSON + markdown). Reuses runs/finetune_minilm_rt if done.
+# The attack benchmark builds TextAttack's own venv in the cache on first use (about 4 minutes).
 bench: install
 	$(PY) bench/finetune_vs_pytorch.py
+	$(PY) bench/attack_vs_textattack.py
 
 parity: install
 	$(PY) -m jaxrobust parity $(or $(REF),bundle:minilm-l6)

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxrobust.attacks import engine, report, verify
+from jaxrobust.attacks import blackbox, engine, report, verify
 from jaxrobust.attacks.layout import prepare_examples
 from jaxrobust.attacks.victim import Victim
 from jaxrobust.data.tasks import Example
@@ -40,7 +40,7 @@ class AttackSettings:
     k: int | None = None  # None: the attack's default (CANDIDATE_DEFAULTS)
     min_cos: float | None = None
     batch_size: int = 32
-    verify: int = 4  # gradient attack: forward checks per step
+    verify: int = 8  # gradient attack: forward checks per step
     max_iters: int = 20  # gradient attack: steps per example
     population: int = 60  # genetic
     generations: int = 20  # genetic
@@ -103,8 +103,6 @@ def _run_group(victim: Victim, params, group: engine.Group, settings: AttackSett
             victim, params, group, settings.budget,
             batch_size=settings.batch_size, verify=settings.verify, max_iters=settings.max_iters, on_done=bar.update,
         )
-    from jaxrobust.attacks import blackbox
-
     scorer = engine.Scorer(victim, params, group, chunk=max(settings.batch_size, 64))
     if settings.attack == "genetic":
         return blackbox.genetic_group(
