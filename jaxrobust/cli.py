@@ -96,8 +96,8 @@ def _attack(args) -> int:
         k=args.k, min_cos=args.min_cos, batch_size=args.batch_size,
         population=args.population, generations=args.generations,
     )
-    table = load_synonyms(settings.synonyms, k=settings.k, min_cos=settings.min_cos)  # fails fast on a bad source
     target = load_target(args.workdir, args.model, args.task, args.max_length)
+    table = load_synonyms(settings.synonyms, k=settings.k, min_cos=settings.min_cos)
     out = Path(args.out) if args.out else Path(args.workdir or ".") / "attacks" / settings.name
     summary = run_attack(target, settings, table, out)
     _print_table(summary, ("attack", "n", "clean_accuracy", "accuracy_under_attack", "attack_success_rate",

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from jaxrobust.attacks import engine
-from jaxrobust.attacks.gradient import gradient_attack
 from jaxrobust.attacks.layout import DELETE, ORIGINAL, build_tokens, make_layout, prepare_examples
 from jaxrobust.attacks.run import AttackSettings, attack_examples, load_target
 from jaxrobust.attacks.sweep import sweep
@@ -127,14 +126,11 @@ def test_sweep_over_budgets_and_runs_equals_separate_attacks(target):
         assert acc[0, b] == pytest.approx(separate)
 
 
-def test_whole_program_equals_pool(target):
-    """The one-program attack (used by sweeps) and the continuous-batching pool agree."""
-    test, _ = _test_examples(target)
-    items = [ae for ae in prepare_examples(target.tokenizer, test, candidates_of, 16, 3) if ae.slot_words]
-    group = engine.make_group(target.tokenizer, items, 0.5, 16, 3)
-    pool = engine.run_gradient_group(target.victim, target.params, group, 0.5, batch_size=4, verify=2, max_iters=10)
-    everything = np.arange(len(group.members))
-    whole = gradient_attack(
-        target.victim, target.params, group.layout, jnp.float32(0.5), length=group.length_of(everything), verify=2, max_iters=10
-    )
-    np.testing.assert_array_equal(np.stack([o.choice for o in pool]), np.asarray(whole["choice"]))
+def test_text_without_attackable_words_is_skipped_not_crashed(target):
+    examples = [Example("it was a", 1), Example("the and a !", 0)]
+    settings = AttackSettings(attack="gradient", synonyms="unused", n=2, budget=0.5, k=3)
+    records, _ = attack_examples(target.victim, target.params, target.tokenizer, examples, [0, 1], candidates_of, settings, progress=False)
+    for r in records:
+        assert r["skipped"] and r["substitutions"] == [] and not r["success"]
+        assert r["reason"] in ("no attackable word", "misclassified")
+    assert any(r["reason"] == "no attackable word" for r in records)

@@ -78,8 +78,11 @@ class Scorer:
         for start in range(0, len(member), self.chunk):
             rows = order[start : start + self.chunk]
             idx, ch = member[rows], choice[rows]
-            pad = self.chunk - len(idx)
-            if pad:  # a fixed batch size: one compilation per length
+            # Batch sizes are the chunk or a power of two (>= 8) below it: a few compilations per
+            # length, and a short last batch is not padded to a full chunk.
+            size = min(self.chunk, max(8, 1 << (len(idx) - 1).bit_length()))
+            pad = size - len(idx)
+            if pad:
                 idx = np.concatenate([idx, np.repeat(idx[:1], pad)])
                 ch = np.concatenate([ch, np.repeat(ch[:1], pad, axis=0)])
             lay = self.group.layout.rows(idx)
@@ -87,7 +90,7 @@ class Scorer:
             parts.append(np.asarray(p)[: len(rows)])
         np.add.at(self.queries, member, 1)
         if not parts:
-            return np.zeros((0, 0), np.float32)
+            return np.zeros((0, 0), np.float32)  # no rows asked: nothing to score
         out = np.empty((len(member), parts[0].shape[1]), np.float32)
         out[order] = np.concatenate(parts)
         return out

@@ -206,10 +206,15 @@ def _tokenize_words(tokenizer, words: list[str]) -> dict[str, list[int]]:
     return dict(zip(words, ids))
 
 
-def padded_length(ae: AttackExample, budget: float, max_length: int, max_pieces: int = MAX_PIECES) -> int:
-    """Tokens the example may reach after its allowed substitutions (capped at ``max_length``)."""
-    grow = ae.max_changes(budget) * (max_pieces - 1)
-    return min(max_length, ae.encoded.length + grow)
+def padded_length(ae: AttackExample, budget: float, max_length: int) -> int:
+    """Tokens the example may reach after its allowed substitutions (capped at ``max_length``):
+    its length plus the largest growths of its ``max_changes(budget)`` most-growing slots."""
+    pieces = np.bincount(ae.encoded.token_words[ae.encoded.token_words >= 0], minlength=len(ae.encoded.words))
+    growth = sorted(
+        (max(len(ids) for ids in options) - pieces[w] for w, options in zip(ae.slot_words, ae.candidate_ids)),
+        reverse=True,
+    )
+    return min(max_length, ae.encoded.length + sum(g for g in growth[: ae.max_changes(budget)] if g > 0))
 
 
 def make_layout(
