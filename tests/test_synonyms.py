@@ -15,18 +15,13 @@ from jaxrobust.attacks import wordnet as wn_lib
 from jaxrobust.errors import JaxRobustError
 
 JIA = Path("/work/shared/data/counterfitted_neighbors.json")
-HAS_WORDNET = wn_lib.wordnet_available()
-needs_wordnet = pytest.mark.skipif(
-    not HAS_WORDNET, reason="WordNet absent: neither nltk's wordnet data nor /usr/share/wordnet (make assets)"
-)
 
 
 @pytest.fixture
 def private_cache(tmp_path, monkeypatch):
     """Tables of test-written files go to a temporary cache. WordNet's graph is read (or built)
     from the real cache first; it then stays loaded for the rest of the session."""
-    if HAS_WORDNET:
-        wn_lib.lemma_graph()
+    wn_lib.lemma_graph()
     monkeypatch.setenv("JAXROBUST_CACHE", str(tmp_path / "cache"))
     return tmp_path
 
@@ -165,7 +160,7 @@ def test_vectors_text_cosine_order_and_filters(private_cache, monkeypatch):
     check_invariants(table)
     assert table.params["format"] == "vectors"
     assert "the" not in table.index and "happy2" not in table.index
-    expected = ["glad", "cheerful", "content"] if HAS_WORDNET else ["unhappy", "glad", "cheerful", "content"]
+    expected = ["glad", "cheerful", "content"]  # the antonym "unhappy" is filtered
     assert table.candidates("happy") == expected
     angle = {"unhappy": 4, "glad": 6, "cheerful": 20, "content": 40}
     i = table.index["happy"]
@@ -221,7 +216,6 @@ def test_counter_fit_small_problem():
     np.testing.assert_allclose(np.linalg.norm(fitted, axis=1), 1.0, atol=1e-5)
 
 
-@needs_wordnet
 @pytest.mark.assets
 def test_glove_cf_real():
     words, fitted = counterfit.glove_cf()
@@ -261,7 +255,6 @@ def test_glove_cf_real():
 # WordNet
 
 
-@needs_wordnet
 @pytest.mark.filterwarnings("ignore:The multilingual functions")  # no Open Multilingual Wordnet
 def test_wordnet_reader_and_offline_nltk_data(tmp_path, monkeypatch):
     wn = wn_lib.ensure_wordnet()
@@ -288,7 +281,6 @@ def test_wordnet_reader_and_offline_nltk_data(tmp_path, monkeypatch):
     assert wn_lib.prepare_nltk_data(root) == root  # idempotent
 
 
-@needs_wordnet
 def test_wordnet_table():
     table = syn.load_synonyms("wordnet", k=50)
     check_invariants(table)
@@ -301,7 +293,6 @@ def test_wordnet_table():
     assert table.candidates("movies") == []  # lemmas only
 
 
-@needs_wordnet
 def test_wordnet_pairs():
     words = ["good", "bad", "awful", "superb", "cheap", "inexpensive", "expensive", "movie", "film"]
     ant = {tuple(sorted((words[a], words[b]))) for a, b in wn_lib.antonym_pairs(words)}
@@ -330,8 +321,7 @@ def test_embedding_tiny_model(private_cache, tiny_model_dir):
     # conftest's vocabulary: the whole words that are not stop words; no ##s, [CLS], the, was
     assert set(table.words) == {"film", "good", "bad", "plot", "great", "boring"}
     assert table.coverage() == 1.0
-    if HAS_WORDNET:
-        assert "bad" not in table.candidates("good")
+    assert "bad" not in table.candidates("good")  # WordNet antonyms are filtered
     # the cosines are those of the model's embedding rows
     from safetensors.numpy import load_file
 

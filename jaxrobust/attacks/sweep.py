@@ -86,12 +86,15 @@ def sweep(
     accuracy = np.zeros((len(targets), len(budgets)))
     clean = np.zeros(len(targets))
     for r, target in enumerate(targets):
+        # The sweep kept no clean probabilities: take them from the strings, once per run.
+        clean_probs = verify.string_probs(target.victim, target.params, target.tokenizer, [ae.example for ae in items])
         for b, budget in enumerate(budgets):
             picked = choices.get((r, b), {})
             outcomes = [
-                engine.Outcome(picked[ae.index], None, 0) if ae.index in picked else None for ae in items
+                engine.Outcome(picked[ae.index], p, 0) if ae.index in picked else None
+                for ae, p in zip(items, clean_probs)
             ]
-            records = _records(target, items, outcomes, budget)
+            records = verify.check(target.victim, target.params, target.tokenizer, items, outcomes, budget)
             correct = [not (r_["skipped"] and r_["reason"] == "misclassified") for r_ in records]
             accuracy[r, b] = np.mean([c and not r_["success"] for c, r_ in zip(correct, records)])
             clean[r] = np.mean(correct)
@@ -100,15 +103,6 @@ def sweep(
         clean_accuracy=clean.tolist(), accuracy_under_attack=accuracy.tolist(), seconds=seconds,
         task=first.task.name, k=k,
     )
-
-
-def _records(target: Target, items, outcomes, budget: float) -> list[dict]:
-    """String-level records; clean probabilities come from the strings too (the sweep kept none)."""
-    clean = verify.string_probs(target.victim, target.params, target.tokenizer, [ae.example for ae in items])
-    for o, p in zip(outcomes, clean):
-        if o is not None:
-            o.orig_probs = p
-    return verify.check(target.victim, target.params, target.tokenizer, items, outcomes, budget)
 
 
 def write_sweep(result: dict, out_dir: Path) -> None:
