@@ -14,8 +14,9 @@ TextAttack runs in its own virtualenv (``bench/textattack_env.py``) on the same 
 Hugging Face format, its tokenizer's maximum length set to the training length (64) so it does not
 pad to 512. jaxrobust's throughput is measured on a second pass, after compilation; the first pass
 gives the compile time. Model-FLOP utilisation = useful model FLOPs per second (every sequence
-evaluated, at its real unpadded length; a gradient pass counts 3 forward passes) over the matmul
-peak measured on this machine. Writes ``bench/results/attack_vs_textattack.{json,md}``.
+evaluated, at its real unpadded length; TextAttack's gradient pass, which also computes the weight
+gradients, counts 3 forward passes, jaxrobust's backward pass to the word embeddings counts 1) over
+the matmul peak measured on this machine. Writes ``bench/results/attack_vs_textattack.{json,md}``.
 
     python bench/attack_vs_textattack.py [--n 200] [--skip-textattack]
 """
@@ -83,7 +84,9 @@ def ours(target, examples, indices, table, attack: str, k: int, budget: float, c
     first_s = _timed(lambda: attack_examples(target.victim, target.params, target.tokenizer, examples, indices, table.candidates, settings, progress=False))
     records, seconds = attack_examples(target.victim, target.params, target.tokenizer, examples, indices, table.candidates, settings, progress=False)
     summary = summarize(records, seconds)
-    flops = sum((r["queries"] + 3 * r["gradients"]) * encoder_flops(cfg, lengths[r["index"]]) for r in records)
+    # A jaxrobust gradient pass evaluates the clean text (counted in the queries) and adds a backward
+    # pass to the word embeddings only: about one more forward pass of matmul FLOPs.
+    flops = sum((r["queries"] + r["gradients"]) * encoder_flops(cfg, lengths[r["index"]]) for r in records)
     return {
         "examples_per_second": summary["examples_per_second"],
         "attack_success_rate": summary["attack_success_rate"],

@@ -1,15 +1,18 @@
-"""Running attacks over many examples: one padded layout, a batched scorer, continuous batching.
+"""Running attacks over many examples: one padded layout and a batched scorer.
 
 All attackable examples share one :class:`Group`: one layout with common slot (W), candidate (K)
-and segment axes, sorted by the token length each example may reach. The token length of a device
-batch is the largest among its rows, rounded up to a multiple of 8, so short texts are not padded to
-the longest one and the compiled programs are one per length step (at most ``max_length / 8``).
+and segment axes. Every model evaluation goes through :class:`Scorer`, which computes the exact
+token length of each requested text (its substitutions applied) before building it, rounds it up
+to a multiple of 8 and evaluates texts of equal rounded length together: short texts and deletions
+are not padded to the longest text, a text's padding never depends on what is asked with it, and
+the compiled programs are one per (batch size, length step).
 
-* Black-box attacks send every candidate text of a search step, for all examples at once, through
-  :class:`Scorer`, which cuts the rows (sorted by length) into fixed-size device batches.
-* The gradient attack runs as a pool of ``batch_size`` rows (continuous batching): after every
-  jitted step, rows whose example is finished are refilled with the next example, shortest first,
-  so the device computes on finished examples only during the last few steps.
+* Black-box attacks send every candidate text of a search step, for all examples at once, to the
+  scorer.
+* The gradient attack (:func:`run_gradient_group`) ranks the pairs of all examples with one batched
+  gradient pass, then sends the trials of every unfinished example of an iteration at once.
+* :attr:`Group.lengths` (the length each example may reach within the budget) sizes the single
+  program of :func:`gradient.gradient_attack` that the sweep runs.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrobust.attacks import gradient
-from jaxrobust.attacks.layout import ORIGINAL, AttackExample, Layout, make_layout, padded_length
+from jaxrobust.attacks.layout import ORIGINAL, AttackExample, Layout, make_layout, padded_length, token_lengths
 from jaxrobust.attacks.victim import Victim, build_batch, probs
 
 LENGTH_STEP = 8  # padded lengths are multiples of 8 tokens
@@ -63,37 +66,61 @@ def _probs_of(victim: Victim, params, lay: Layout, choice: jax.Array, *, length:
     return probs(victim, params, build_batch(victim, lay, choice, length))
 
 
+_rank = jax.jit(gradient.rank_pairs, static_argnames=("victim", "length", "depth"))
+
+
 class Scorer:
-    """Class probabilities of (member, choice) rows of a group, in device batches of ``chunk`` rows."""
+    """Model evaluations of (member, choice) rows of a group, in device batches of at most ``chunk``
+    rows of one length step (module docstring): a deletion or a shorter candidate also makes a
+    shorter query."""
 
     def __init__(self, victim: Victim, params, group: Group, chunk: int = 64):
         self.victim, self.params, self.group, self.chunk = victim, params, group, chunk
         self.queries = np.zeros(len(group.members), np.int64)  # forward passes per member
+        self.gradients = np.zeros(len(group.members), np.int64)  # forward + backward passes per member
+
+    def _batches(self, member: np.ndarray, choice: np.ndarray):
+        """``(rows, layout, choice, length)`` per device batch; ``rows`` index the request.
+
+        A batch holds rows of one length step only, so every text is always evaluated at the same
+        padded length, whatever else is asked with it: results do not depend on the batching.
+        """
+        lengths = token_lengths(self.group.layout.rows(member), choice, self.victim.max_length)
+        lengths = -(-lengths // LENGTH_STEP) * LENGTH_STEP
+        order = np.argsort(lengths, kind="stable")
+        bounds = np.flatnonzero(np.diff(lengths[order])) + 1
+        for same in np.split(order, bounds):
+            for start in range(0, len(same), self.chunk):
+                rows = same[start : start + self.chunk]
+                # Batch sizes are the chunk or a power of two (>= 8) below it: a few compilations
+                # per length, and a short last batch is not padded to a full chunk.
+                size = min(self.chunk, max(8, 1 << (len(rows) - 1).bit_length()))
+                padded = np.concatenate([rows, np.repeat(rows[:1], size - len(rows))])
+                yield rows, self.group.layout.rows(member[padded]), choice[padded], int(lengths[rows[0]])
 
     def __call__(self, member: np.ndarray, choice: np.ndarray) -> np.ndarray:
         """``member [R]`` (rows of the group), ``choice [R, W]`` -> probabilities ``[R, C]``."""
         member = np.asarray(member, np.int64)
-        order = np.argsort(self.group.lengths[member], kind="stable")  # similar lengths share a batch
-        parts = []
-        for start in range(0, len(member), self.chunk):
-            rows = order[start : start + self.chunk]
-            idx, ch = member[rows], choice[rows]
-            # Batch sizes are the chunk or a power of two (>= 8) below it: a few compilations per
-            # length, and a short last batch is not padded to a full chunk.
-            size = min(self.chunk, max(8, 1 << (len(idx) - 1).bit_length()))
-            pad = size - len(idx)
-            if pad:
-                idx = np.concatenate([idx, np.repeat(idx[:1], pad)])
-                ch = np.concatenate([ch, np.repeat(ch[:1], pad, axis=0)])
-            lay = self.group.layout.rows(idx)
-            p = _probs_of(self.victim, self.params, lay, jnp.asarray(ch), length=self.group.length_of(idx))
-            parts.append(np.asarray(p)[: len(rows)])
+        out = np.zeros((len(member), 0), np.float32)  # no rows asked: nothing to score
+        for rows, lay, ch, length in self._batches(member, choice):
+            p = np.asarray(_probs_of(self.victim, self.params, lay, jnp.asarray(ch), length=length))
+            out = out if out.shape[1] else np.zeros((len(member), p.shape[1]), np.float32)
+            out[rows] = p[: len(rows)]
         np.add.at(self.queries, member, 1)
-        if not parts:
-            return np.zeros((0, 0), np.float32)  # no rows asked: nothing to score
-        out = np.empty((len(member), parts[0].shape[1]), np.float32)
-        out[order] = np.concatenate(parts)
         return out
+
+    def rank(self, member: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:func:`gradient.rank_pairs` of the clean texts of ``member [R]`` (one gradient pass each):
+        probabilities ``[R, C]``, gains ``[R, depth]``, flat pair indices ``[R, depth]``."""
+        member = np.asarray(member, np.int64)
+        clean = np.full((len(member), self.group.layout.slot_seg.shape[1]), ORIGINAL, np.int32)
+        parts = [(rows, _rank(self.victim, self.params, lay, length=length, depth=depth)) for rows, lay, _, length in self._batches(member, clean)]
+        out = [np.zeros((len(member),) + a.shape[1:], a.dtype) for a in parts[0][1]]
+        for rows, arrays in parts:
+            for o, a in zip(out, arrays):
+                o[rows] = np.asarray(a)[: len(rows)]
+        np.add.at(self.gradients, member, 1)
+        return tuple(out)
 
     def clean(self) -> np.ndarray:
         """``[N, C]`` probabilities of every member's original text."""
@@ -112,10 +139,6 @@ class Outcome:
     skipped: bool = False  # misclassified before the attack
 
 
-_step = jax.jit(gradient.attack_step, static_argnames=("victim", "length", "verify"))
-_finished = jax.jit(gradient.finished)
-
-
 def run_gradient_group(
     victim: Victim,
     params,
@@ -125,46 +148,61 @@ def run_gradient_group(
     batch_size: int,
     verify: int,
     max_iters: int,
+    chunk: int = 3,
     on_done: Callable[[int], None] = lambda n: None,
 ) -> list[Outcome]:
-    """The gradient attack on every member of ``group`` with continuous batching (module docstring)."""
+    """The gradient attack (:mod:`~jaxrobust.attacks.gradient`) on every member of ``group``.
+
+    The iterations of :func:`gradient.gradient_attack`, driven from the host: each verifies the next
+    ``verify`` pairs of every unfinished example, ``chunk`` at a time, and an example whose
+    prediction flipped in one chunk verifies no more (it keeps the best flip so far). All examples'
+    trials share device batches, each as long as its longest row. The successes are those of
+    :func:`gradient.gradient_attack` (both stop an iteration's example at a flip within its
+    ``verify`` trials); the chosen flip may differ when several trials flip.
+    """
     scorer = Scorer(victim, params, group, chunk=batch_size)
-    p0 = scorer.clean()
-    full = group.layout
-    todo = [i for i in range(len(group.members)) if p0[i].argmax() == full.labels[i]]
-    attacked = set(todo)
-    outcomes = {
-        i: Outcome(np.full(full.slot_seg.shape[1], ORIGINAL, np.int32), p0[i], 1, skipped=True)
-        for i in range(len(group.members))
-        if i not in attacked
-    }
-    on_done(len(outcomes))
-    if not todo:
-        return [outcomes[i] for i in range(len(group.members))]
-    B = min(batch_size, len(todo))
-    budget_arr = jnp.float32(budget)
-    pool = np.array(todo[:B])  # member of each row; -1 = empty
-    queue = todo[B:]
-    lay = full.rows(pool)
-    state = jax.tree.map(np.asarray, gradient.initial_state(lay, p0[pool]))
-    iters = np.zeros(B, np.int64)
-    while (pool >= 0).any():
-        length = group.length_of(pool[pool >= 0])
-        state = jax.tree.map(np.array, _step(victim, params, lay, budget_arr, state, length=length, verify=verify))
-        iters += 1
-        done = np.asarray(_finished(lay, state, budget_arr)) | (iters >= max_iters)
-        for row in np.flatnonzero(done & (pool >= 0)):
-            i = int(pool[row])
-            outcomes[i] = Outcome(state["choice"][row].copy(), p0[i], int(state["queries"][row]), int(state["gradients"][row]))
-            on_done(1)
-            if queue:
-                pool[row] = queue.pop(0)
-                fresh = gradient.initial_state(full.rows(pool[row : row + 1]), p0[pool[row : row + 1]])
-                for key in state:
-                    state[key][row] = np.asarray(fresh[key])[0]
-                jax.tree.map(lambda a, b: a.__setitem__(row, b[pool[row]]), lay, full)
-                iters[row] = 0
-            else:
-                pool[row] = -1
-                state["done"][row] = True  # an empty row: nothing allowed, costs no decisions
-    return [outcomes[i] for i in range(len(group.members))]
+    lay = group.layout
+    N, W, K = lay.cand_len.shape
+    labels = lay.labels
+    depth = gradient.ranking_depth(lay.cand_len.shape, verify, max_iters)
+    ranking = scorer.rank(np.arange(N), depth)
+    p0, _, pairs = ranking
+    state = jax.tree.map(np.array, gradient.initial_state(p0, labels, W, depth))
+    finished = np.zeros(N, bool)
+    for _ in range(max_iters):
+        active, open_ = map(np.asarray, gradient.active_rows(lay, ranking, state, budget))
+        on_done(int((~active & ~finished).sum()))
+        finished |= ~active
+        rows = np.flatnonzero(active)
+        if not len(rows):
+            break
+        pos, real = map(np.asarray, gradient.next_pairs(open_[rows], min(verify, depth)))
+        pair = np.take_along_axis(pairs[rows], pos, axis=1)
+        slot, cand = pair // K, pair % K
+        state["tried"][rows[:, None], pos] |= real
+        best_key = np.full(len(rows), np.inf)  # < 0 once a trial flipped the prediction
+        best_j = np.zeros(len(rows), np.int64)
+        best_p = np.zeros((len(rows), p0.shape[1]), np.float32)
+        for start in range(0, real.shape[1], chunk):
+            r, j = np.nonzero(real[:, start : start + chunk] & (best_key >= 0)[:, None])
+            if not len(r):
+                break
+            j = j + start
+            trial = state["choice"][rows[r]]
+            trial[np.arange(len(r)), slot[r, j]] = cand[r, j]
+            p = scorer(rows[r], trial)
+            key = np.asarray(gradient.selection_key(p, labels[rows[r]]))
+            by_row = np.lexsort((j, key, r))  # per row: lowest key first, ties to the better rank
+            first = by_row[np.r_[True, r[by_row][1:] != r[by_row][:-1]]]
+            better = first[key[first] < best_key[r[first]]]
+            best_key[r[better]], best_j[r[better]], best_p[r[better]] = key[better], j[better], p[better]
+        accept = best_key < state["true_p"][rows]  # it flips, or lowers the true class
+        acc, j = rows[accept], best_j[accept]
+        state["choice"][acc, slot[accept, j]] = cand[accept, j]
+        state["true_p"][acc] = best_p[accept, labels[acc]]
+        state["changed"][acc] += 1
+        state["done"][acc] |= best_p[accept].argmax(-1) != labels[acc]
+    on_done(int((~finished).sum()))
+    skipped = p0.argmax(-1) != labels
+    queries = scorer.queries + 1  # the clean text, evaluated by the gradient pass
+    return [Outcome(state["choice"][i], p0[i], int(queries[i]), int(scorer.gradients[i]), bool(skipped[i])) for i in range(N)]

@@ -217,6 +217,17 @@ def padded_length(ae: AttackExample, budget: float, max_length: int) -> int:
     return min(max_length, ae.encoded.length + sum(g for g in growth[: ae.max_changes(budget)] if g > 0))
 
 
+def token_lengths(lay: Layout, choice: np.ndarray, max_length: int) -> np.ndarray:
+    """``[R]`` token lengths (truncated at ``max_length``) of the rows of NumPy ``lay`` with
+    ``choice [R, W]`` applied: what :func:`build_tokens` will produce, known before building it."""
+    S = lay.seg_len.shape[1]
+    seg = np.minimum(lay.slot_seg, S - 1)
+    orig = np.take_along_axis(lay.seg_len, seg, axis=1) * lay.slot_valid  # [R, W]
+    cand = np.take_along_axis(lay.cand_len, np.clip(choice, 0, None)[..., None], axis=2)[..., 0]
+    new = np.where(choice >= 0, cand, np.where(choice == DELETE, 0, np.where(choice == UNK, 1, orig)))
+    return np.minimum(lay.seg_len.sum(1) + (new - orig).sum(1), max_length)
+
+
 def make_layout(
     tokenizer,
     items: Sequence[AttackExample],

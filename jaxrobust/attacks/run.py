@@ -40,7 +40,7 @@ class AttackSettings:
     k: int | None = None  # None: the attack's default (CANDIDATE_DEFAULTS)
     min_cos: float | None = None
     batch_size: int = 32
-    verify: int = 8  # gradient attack: forward checks per step
+    verify: int = 6  # gradient attack: ranked pairs verified per iteration
     max_iters: int = 20  # gradient attack: steps per example
     population: int = 60  # genetic
     generations: int = 20  # genetic

@@ -52,7 +52,7 @@ def sweep(
     n: int,
     seed: int = 0,
     k: int = 20,
-    verify_top: int = 4,
+    verify_top: int = 6,
     max_iters: int = 20,
     batch_size: int = 32,
 ) -> dict:

@@ -20,12 +20,12 @@ from jaxrobust.data.encoding import encode, make_batches
 from jaxrobust.data.tasks import Example
 
 
-def string_probs(victim: Victim, params, tokenizer, examples: Sequence[Example], batch_size: int = 64) -> np.ndarray:
+def string_probs(victim: Victim, params, tokenizer, examples: Sequence[Example], batch_size: int = 32) -> np.ndarray:
     """``[N, C]`` class probabilities of ``examples`` tokenised from their strings."""
     encoded = encode(tokenizer, examples, victim.max_length)
     buckets = tuple(range(8, victim.max_length + 8, 8))
     out = None
-    for batch in make_batches(encoded, batch_size, buckets, tokenizer.pad_token_id):
+    for batch in make_batches(encoded, batch_size, buckets, tokenizer.pad_token_id, fit_last=True):
         p = np.asarray(predict(victim, params, {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}))
         out = np.zeros((len(examples), p.shape[1]), np.float32) if out is None else out
         real = batch["index"] >= 0
