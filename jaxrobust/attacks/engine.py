@@ -92,9 +92,9 @@ class Scorer:
         for same in np.split(order, bounds):
             for start in range(0, len(same), self.chunk):
                 rows = same[start : start + self.chunk]
-                # Batch sizes are the chunk or a power of two (>= 8) below it: a few compilations
-                # per length, and a short last batch is not padded to a full chunk.
-                size = min(self.chunk, max(8, 1 << (len(rows) - 1).bit_length()))
+                # Batch sizes are multiples of 8 up to the chunk: a few compilations per length,
+                # and a short last batch is not padded to a full chunk.
+                size = min(self.chunk, _round_up(len(rows), 8))
                 padded = np.concatenate([rows, np.repeat(rows[:1], size - len(rows))])
                 yield rows, self.group.layout.rows(member[padded]), choice[padded], int(lengths[rows[0]])
 
