@@ -33,7 +33,7 @@ LENGTH_STEP = 8  # padded lengths are multiples of 8 tokens
 SLOT_STEP = 8
 
 
-def _round_up(n: int, step: int) -> int:
+def _round_up(n, step: int):
     return -(-n // step) * step
 
 
@@ -86,7 +86,7 @@ class Scorer:
         padded length, whatever else is asked with it: results do not depend on the batching.
         """
         lengths = token_lengths(self.group.layout.rows(member), choice, self.victim.max_length)
-        lengths = -(-lengths // LENGTH_STEP) * LENGTH_STEP
+        lengths = _round_up(lengths, LENGTH_STEP)
         order = np.argsort(lengths, kind="stable")
         bounds = np.flatnonzero(np.diff(lengths[order])) + 1
         for same in np.split(order, bounds):

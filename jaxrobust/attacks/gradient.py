@@ -33,7 +33,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxrobust.attacks.layout import ORIGINAL, Layout, max_changes  # noqa
+from jaxrobust.attacks.layout import ORIGINAL, Layout, max_changes
 from jaxrobust.attacks.victim import Victim, build_batch, loss_grad, probs, word_embeddings
 
 
@@ -44,46 +44,21 @@ def _mean_embedding(table: jax.Array, tokens: jax.Array, lengths: jax.Array) -> 
     return summed / jnp.maximum(lengths, 1)[..., None].astype(table.dtype)
 
 
-def initial_state(lay: Layout, p0: jax.Array) -> dict:
-    """Attack state of fresh rows whose clean class probabilities are ``p0 [B, C]``."""
-    B, W, K = lay.cand_len.shape
-    return dict(
-        choice=jnp.full((B, W), ORIGINAL, jnp.int32),
-        probs=p0,
-        true_p=jnp.take_along_axis(p0, lay.labels[:, None], axis=1)[:, 0],
-        done=p0.argmax(-1) != lay.labels,  # misclassified already: skipped, never attacked
-        tried=jnp.zeros((B, W, K), bool),
-        changed=jnp.zeros(B, jnp.int32),
-        queries=jnp.ones(B, jnp.int32),  # the clean forward pass
-        gradients=jnp.zeros(B, jnp.int32),
-    )
-
-
-def allowed_pairs(lay: Layout, state: dict, budget: jax.Array) -> jax.Array:
-    """``[B, W, K]``: (slot, candidate) pairs the attack may still try."""
-    active = ~state["done"] & (state["changed"] < max_changes(lay.n_words, budget))
-    free = (state["choice"] == ORIGINAL)[..., None]  # a word changes at most once
-    return lay.cand_valid & lay.slot_valid[..., None] & free & ~state["tried"] & active[:, None, None]
-
-
-def first_order_gains(victim: Victim, params, lay: Layout, choice: jax.Array, length: int) -> tuple[jax.Array, jax.Array]:
-    """Class probabilities ``[B, C]`` of the current texts and the first-order gain ``[B, W, K]`` in
-    the true-class loss of replacing each slot's current word by each candidate (one forward +
-    backward pass)."""
-    W, K = lay.cand_len.shape[1:]
+def first_order_gains(victim: Victim, params, lay: Layout, length: int) -> tuple[jax.Array, jax.Array]:
+    """Class probabilities ``[B, C]`` of the clean texts and the first-order gain ``[B, W, K]`` in
+    the true-class loss of replacing each slot's word by each candidate (one forward + backward
+    pass)."""
+    B, W, _ = lay.cand_len.shape
     table = word_embeddings(victim, params)
     cand_emb = _mean_embedding(table, lay.cand_tokens, lay.cand_len)  # [B, W, K, H]
     seg = jnp.minimum(lay.slot_seg, lay.seg_len.shape[1] - 1)
     orig_tok = jnp.take_along_axis(lay.seg_tokens, seg[..., None], axis=1)  # [B, W, P]
     orig_emb = _mean_embedding(table, orig_tok, jnp.take_along_axis(lay.seg_len, seg, axis=1))  # [B, W, H]
-    tokens = build_batch(victim, lay, choice, length)
+    tokens = build_batch(victim, lay, jnp.full((B, W), ORIGINAL, jnp.int32), length)
     p, grad = loss_grad(victim, params, tokens, lay.labels)  # [B, L, H]
     slot_onehot = jax.nn.one_hot(tokens["token_slot"], W, dtype=grad.dtype)  # [B, L, W]; -1 -> zeros
     slot_grad = jnp.einsum("blw,blh->bwh", slot_onehot, grad)
-    pick = jnp.clip(choice, 0, K - 1)
-    chosen_emb = jnp.take_along_axis(cand_emb, pick[..., None, None], axis=2)[:, :, 0]
-    cur_emb = jnp.where((choice >= 0)[..., None], chosen_emb, orig_emb)
-    gain = jnp.einsum("bwkh,bwh->bwk", cand_emb, slot_grad) - jnp.einsum("bwh,bwh->bw", cur_emb, slot_grad)[..., None]
+    gain = jnp.einsum("bwkh,bwh->bwk", cand_emb, slot_grad) - jnp.einsum("bwh,bwh->bw", orig_emb, slot_grad)[..., None]
     return p, gain
 
 
@@ -99,8 +74,7 @@ def rank_pairs(victim: Victim, params, lay: Layout, length: int, depth: int):
     (slot, candidate) pairs by first-order gain: ``gains [B, depth]`` (``-inf`` past the last
     valid pair) and flat pair indices ``slot * K + candidate`` ``[B, depth]``."""
     B, W, K = lay.cand_len.shape
-    choice = jnp.full((B, W), ORIGINAL, jnp.int32)
-    p, gain = first_order_gains(victim, params, lay, choice, length)
+    p, gain = first_order_gains(victim, params, lay, length)
     valid = lay.cand_valid & lay.slot_valid[..., None]
     gains, pairs = jax.lax.top_k(jnp.where(valid, gain, -jnp.inf).reshape(B, W * K), depth)
     return p, gains, pairs
