@@ -31,6 +31,7 @@ from jaxrobust.attacks.victim import Victim, build_batch, probs
 
 LENGTH_STEP = 8  # padded lengths are multiples of 8 tokens
 SLOT_STEP = 8
+ROW_STEP = 4  # a partial device batch is padded to a multiple of 4 rows
 
 
 def _round_up(n, step: int):
@@ -92,9 +93,9 @@ class Scorer:
         for same in np.split(order, bounds):
             for start in range(0, len(same), self.chunk):
                 rows = same[start : start + self.chunk]
-                # Batch sizes are multiples of 8 up to the chunk: a few compilations per length,
+                # Batch sizes are multiples of ROW_STEP up to the chunk: a few compilations per length,
                 # and a short last batch is not padded to a full chunk.
-                size = min(self.chunk, _round_up(len(rows), 8))
+                size = min(self.chunk, _round_up(len(rows), ROW_STEP))
                 padded = np.concatenate([rows, np.repeat(rows[:1], size - len(rows))])
                 yield rows, self.group.layout.rows(member[padded]), choice[padded], int(lengths[rows[0]])
 

@@ -49,10 +49,16 @@ def check(
     if not items:
         return []
     finals = [ae.perturbed_example(o.choice) if o is not None else ae.example for ae, o in zip(items, outcomes)]
-    final_probs = string_probs(victim, params, tokenizer, finals)
+    subs_of = [ae.substitutions(o.choice) if o is not None else [] for ae, o in zip(items, outcomes)]
+    # A text the attack left unchanged keeps its clean probabilities; only texts that were never
+    # evaluated (nothing attackable) or were changed go through the model again.
+    rerun = [i for i, (o, subs) in enumerate(zip(outcomes, subs_of)) if o is None or subs]
+    final_probs = [o.orig_probs if o is not None else None for o in outcomes]
+    if rerun:
+        for i, p in zip(rerun, string_probs(victim, params, tokenizer, [finals[i] for i in rerun])):
+            final_probs[i] = p
     records = []
-    for ae, o, final, p in zip(items, outcomes, finals, final_probs):
-        subs = ae.substitutions(o.choice) if o is not None else []
+    for ae, o, final, p, subs in zip(items, outcomes, finals, final_probs, subs_of):
         label = ae.example.label
         original_probs = o.orig_probs if o is not None else p
         misclassified = int(np.argmax(original_probs)) != label
