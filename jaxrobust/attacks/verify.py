@@ -4,7 +4,8 @@ Attacks search over token arrays assembled on device; what they report is decide
 text is written out as a string, tokenised from scratch by the model's tokenizer, and run through the
 model; the attack succeeds only if that prediction differs from the label, at least one word was
 substituted, every substitution is one of the slot's candidates, and no more words changed than
-the budget allows.
+the budget allows. A text the attack left unchanged (a misclassified example, or no substitution
+kept) is not run again: its probabilities are the clean ones.
 """
 
 from __future__ import annotations
