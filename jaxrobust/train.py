@@ -37,10 +37,14 @@ from jaxrobust.data.tasks import SPLIT_SEED, Task, get_task
 from jaxrobust.errors import JaxRobustError
 from jaxrobust.io import MetricsLog, write_json_atomic
 from jaxrobust.models import LoadedClassifier, load_classifier
+from jaxrobust.attacks.synonyms import load_synonyms
 from jaxrobust.objectives import get_objective
+from jaxrobust.objectives.infonce import balanced_batches
+from jaxrobust.objectives.substitutions import TokenSubstitutions, token_substitutions
 from jaxrobust.objectives.ft import classifier_logits
 
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "labels", "weights")
+# Batch arrays the train step reads (the host-side "index" stays behind); slots: word-substituting objectives.
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "labels", "weights", "slot_ids", "slot_mask")
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -70,6 +74,17 @@ def default_config() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 2
     c.log_every_steps = 10
     c.distributed = False  # multi-host: call jax.distributed.initialize() first
+    # FreeLB (objective "freelb"): ascent steps on the word embeddings, their step size, the initial
+    # noise magnitude and the L2 radius (0: unbounded); Zhu et al.'s GLUE defaults.
+    c.freelb = ml_collections.ConfigDict(dict(steps=3, adv_lr=0.1, init_mag=0.6, max_norm=0.0))
+    # Synonyms of the objectives that substitute words (ascc, rift): a source of
+    # jaxrobust.attacks.synonyms, at most k single-token candidates per word with cosine >= min_cos.
+    c.synonyms = ml_collections.ConfigDict(dict(source="glove-cf", k=8, min_cos=0.5))
+    # ASCC inner maximisation (ascc, rift): Adam steps and learning rate on the weight logits, the
+    # entropy penalty; beta weighs the KL term of the ascc objective.
+    c.ascc = ml_collections.ConfigDict(dict(steps=10, lr=1.0, entropy_weight=1.0, beta=4.0))
+    # RIFT: loss weights, InfoNCE temperature, projection heads (METHODS.md section 1; IMDB settings).
+    c.rift = ml_collections.ConfigDict(dict(w_clean=1.0, w_kl=10.0, w_mi=0.1, tau=0.2, head_hidden=512, head_dim=256))
     return c
 
 
@@ -111,10 +126,29 @@ def prepare(config: ml_collections.ConfigDict) -> Prepared:
     return Prepared(task, classifier, encoded, splits.skipped)
 
 
-def epoch_batches(prepared: Prepared, config, epoch: int) -> list[dict]:
+def epoch_batches(prepared: Prepared, config, epoch: int, substitutions: TokenSubstitutions | None = None) -> list[dict]:
+    """The shuffled training batches of ``epoch``: class-balanced where the objective needs it,
+    with the synonym slots of every token (``slot_ids, slot_mask``) where it substitutes words."""
     seed = int(np.random.SeedSequence([config.seed, epoch]).generate_state(1)[0])
     pad = prepared.classifier.tokenizer.pad_token_id
-    return make_batches(prepared.splits["train"], config.batch_size, config.buckets, pad, shuffle_seed=seed)
+    train = prepared.splits["train"]
+    if get_objective(config.objective).balanced:
+        batches = balanced_batches(train, config.batch_size, prepared.task.num_labels, config.buckets, pad, seed)
+    else:
+        batches = make_batches(train, config.batch_size, config.buckets, pad, shuffle_seed=seed)
+    if substitutions is not None:
+        for b in batches:
+            b["slot_ids"], b["slot_mask"] = substitutions.of(b["input_ids"])
+    return batches
+
+
+def training_substitutions(prepared: Prepared, config) -> TokenSubstitutions | None:
+    """The token-level synonym table of an objective that substitutes words (else None)."""
+    if not get_objective(config.objective).substitutions:
+        return None
+    s = config.synonyms
+    table = load_synonyms(s.source, k=s.k, min_cos=s.min_cos)
+    return token_substitutions(prepared.classifier.tokenizer, table, s.k)
 
 
 # --- optimisation -----------------------------------------------------------------------------
@@ -216,6 +250,7 @@ def batch_placer(mesh) -> Callable[[dict], dict]:
         return {
             k: jax.make_array_from_callback(batch[k].shape, sharding, lambda idx, a=batch[k]: a[idx])
             for k in MODEL_INPUTS
+            if k in batch
         }
 
     return place
@@ -228,7 +263,10 @@ def _check_workdir(workdir: Path, config, overwrite: bool) -> None:
     """Refuse to mix runs: a workdir holding a different config is an error unless ``overwrite``."""
     saved = workdir / "config.json"
     if saved.exists():
-        if json.loads(saved.read_text()) != json.loads(config.to_json()):
+        # A run saved before a setting existed ran with that setting's default.
+        previous = default_config()
+        previous.update(json.loads(saved.read_text()))
+        if json.loads(previous.to_json()) != json.loads(config.to_json()):
             if not overwrite:
                 raise JaxRobustError(f"{workdir} holds a run with a different config; use --overwrite to replace it")
             shutil.rmtree(workdir)
@@ -254,22 +292,28 @@ def train_and_evaluate(
     workdir = Path(workdir)
     _check_workdir(workdir, config, overwrite)
     prepared = prepare(config)
-    model = prepared.classifier.model
+    objective = get_objective(config.objective)
+    model = prepared.classifier.model  # what is evaluated, selected and exported
     pad_id = prepared.classifier.tokenizer.pad_token_id
     num_labels = prepared.task.num_labels
     if config.batch_size % jax.device_count() or config.eval_batch_size % jax.device_count():
         raise JaxRobustError(f"batch sizes must be multiples of the {jax.device_count()} devices")
+    if objective.balanced and config.batch_size % num_labels:
+        raise JaxRobustError(f"objective {config.objective} needs a batch size divisible by the {num_labels} classes")
+    # What the optimizer updates: the model, or a module holding it (RIFT: heads and a frozen teacher).
+    trained = objective.wrap(model, num_labels, config) if objective.wrap else model
 
-    batches, batches_epoch = epoch_batches(prepared, config, 0), 0
+    substitutions = training_substitutions(prepared, config)
+    batches, batches_epoch = epoch_batches(prepared, config, 0, substitutions), 0
     steps_per_epoch = len(batches)
     total_steps = config.epochs * steps_per_epoch
     if config.max_steps > 0:
         total_steps = min(total_steps, config.max_steps)
-    optimizer = nnx.Optimizer(model, make_optimizer(config, total_steps), wrt=nnx.Param)
+    optimizer = nnx.Optimizer(trained, make_optimizer(config, total_steps), wrt=nnx.Param)
     mesh = make_mesh()
-    replicate(mesh, model, optimizer)
+    replicate(mesh, trained, optimizer)
     place = batch_placer(mesh)
-    train_step = make_train_step(get_objective(config.objective), config)
+    train_step = make_train_step(objective.loss, config)
 
     checkpoints = Checkpoints(workdir / "checkpoints", keep=config.keep_checkpoints)
     best_checkpoint = Checkpoints(workdir / "best", keep=1)
@@ -277,7 +321,7 @@ def train_and_evaluate(
     progress = dict(best_dev_accuracy=-1.0, best_step=0, train_seconds=0.0, steady_seconds=0.0, steady_examples=0)
     start = checkpoints.latest_step() or 0
     if start:
-        progress = checkpoints.restore(start, {"model": model, "optimizer": optimizer})
+        progress = checkpoints.restore(start, {"model": trained, "optimizer": optimizer})
         print(f"resuming {workdir} from step {start}", file=sys.stderr)
     log.truncate_after(start)
 
@@ -287,12 +331,12 @@ def train_and_evaluate(
     for step in range(start, total_steps):
         epoch, position = divmod(step, steps_per_epoch)
         if epoch != batches_epoch:
-            batches, batches_epoch = epoch_batches(prepared, config, epoch), epoch
+            batches, batches_epoch = epoch_batches(prepared, config, epoch, substitutions), epoch
         batch = batches[position]
-        model.train()
+        trained.train()
         traces_before = train_step.traces_of()
         t0 = time.perf_counter()
-        metrics = jax.device_get(train_step(model, optimizer, place(batch), jax.random.fold_in(base_key, step)))
+        metrics = jax.device_get(train_step(trained, optimizer, place(batch), jax.random.fold_in(base_key, step)))
         seconds = time.perf_counter() - t0
         progress["train_seconds"] += seconds
         if train_step.traces_of() == traces_before:  # throughput excludes steps that compiled
@@ -315,7 +359,7 @@ def train_and_evaluate(
                 progress.update(best_dev_accuracy=dev["accuracy"], best_step=done)
                 best_checkpoint.save(done, {"model": model}, {"step": done, "dev": dev})
         if done % config.checkpoint_every_steps == 0 or done % steps_per_epoch == 0 or done == total_steps:
-            checkpoints.save(done, {"model": model, "optimizer": optimizer}, progress)
+            checkpoints.save(done, {"model": trained, "optimizer": optimizer}, progress)
         if on_step is not None:
             on_step(done)
     bar.close()

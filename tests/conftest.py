@@ -71,6 +71,26 @@ def tiny_task(tmp_path):
     return f"csv:{path}"
 
 
+@pytest.fixture
+def tiny_config(tiny_model_dir, tiny_task):
+    directory, _ = tiny_model_dir("bert", num_labels=2)
+    from jaxrobust.train import default_config
+
+    c = default_config()
+    c.task = tiny_task
+    c.model = str(directory)
+    c.max_length = 16
+    c.buckets = (4, 16)  # the 2-word sentences fill the first bucket, the rest the second
+    c.batch_size = 8
+    c.eval_batch_size = 16
+    c.epochs = 8
+    c.lr = 1e-2
+    c.warmup_ratio = 0.0
+    c.log_every_steps = 1
+    c.checkpoint_every_steps = 4
+    return c
+
+
 # Two-token word for the attacks' multi-token rule: "films" is "film" + "##s" in the tiny vocabulary.
 ATTACK_SENTENCES = [(t, "pos") for t in POSITIVE + ["good films", "the films were great", "a good and great plot"]] + [
     (t, "neg") for t in NEGATIVE + ["bad films", "the films were boring", "a bad and boring plot"]

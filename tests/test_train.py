@@ -21,24 +21,6 @@ from jaxrobust.models import load_classifier
 from jaxrobust.models.weights import flat_params
 from jaxrobust.train import default_config, make_optimizer, train_and_evaluate
 
-@pytest.fixture
-def tiny_config(tiny_model_dir, tiny_task):
-    directory, _ = tiny_model_dir("bert", num_labels=2)
-    c = default_config()
-    c.task = tiny_task
-    c.model = str(directory)
-    c.max_length = 16
-    c.buckets = (4, 16)  # the 2-word sentences fill the first bucket, the rest the second
-    c.batch_size = 8
-    c.eval_batch_size = 16
-    c.epochs = 8
-    c.lr = 1e-2
-    c.warmup_ratio = 0.0
-    c.log_every_steps = 1
-    c.checkpoint_every_steps = 4
-    return c
-
-
 def _checkpointed_params(config, run_dir, step: int, total_steps: int) -> dict:
     """The model parameters of training checkpoint ``step`` (restored with their optimizer)."""
     model = load_classifier(config.model, 2, tokenizer=False).model
@@ -107,7 +89,7 @@ def test_divergence_stops_with_a_clear_message(tiny_config, tmp_path, monkeypatc
         loss, metrics = objectives.ft_loss(model, batch, rng, config)
         return loss * jnp.nan, metrics
 
-    monkeypatch.setitem(objectives.OBJECTIVES, "nan", nan_loss)
+    monkeypatch.setitem(objectives.OBJECTIVES, "nan", objectives.Objective(nan_loss))
     tiny_config.objective = "nan"
     with pytest.raises(JaxRobustError, match="loss is nan at step 1: training diverged"):
         train_and_evaluate(tiny_config, tmp_path / "run")

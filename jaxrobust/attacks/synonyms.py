@@ -417,7 +417,7 @@ def _wordnet_source(k: int, min_cos: float):
     return "wordnet", ["wordnet", wordnet_lib.GRAPH_VERSION], None, pool
 
 
-def _whole_words(vocab: dict[str, int], special: set[str]) -> dict[str, int]:
+def whole_word_tokens(vocab: dict[str, int], special: set[str]) -> dict[str, int]:
     """Whole-word tokens of a tokenizer vocabulary as ``word -> token id`` (vocabulary words only).
 
     WordPiece (BERT, MPNet): tokens that are not ``##`` continuations or special tokens. BPE
@@ -474,7 +474,7 @@ def _embedding_source(ref: str, k: int, min_cos: float):
         from jaxrobust.models.loading import load_tokenizer
 
         tok = load_tokenizer(path)
-        words = _whole_words(tok.get_vocab(), set(tok.all_special_tokens))
+        words = whole_word_tokens(tok.get_vocab(), set(tok.all_special_tokens))
         matrix = read_word_embeddings(path)
         token_ids = np.array(list(words.values()), np.int64)
         if token_ids.size and token_ids.max() >= matrix.shape[0]:

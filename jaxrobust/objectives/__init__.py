@@ -1,20 +1,53 @@
 """Training objectives: each a pure loss ``(model, batch, rng, config) -> (loss, metrics)``.
 
 ``batch`` holds ``input_ids, attention_mask, token_type_ids: [B, L]`` and ``labels, weights: [B]``
-(weight 0 marks padding examples); ``config`` is the run's ConfigDict, read at trace time only.
+(weight 0 marks padding examples); objectives that substitute words also get ``slot_ids,
+slot_mask: [B, L, S]`` (:mod:`~jaxrobust.objectives.substitutions`). ``config`` is the run's
+ConfigDict, read at trace time only.
+
+=========  ===============================================================================
+``ft``     cross-entropy
+``freelb`` K-step PGD on the word embeddings in an L2 ball (:mod:`.freelb`)
+``ascc``   CE + beta · KL to the ASCC convex-combination adversary (:mod:`.ascc`)
+``rift``   CE + KL to the ASCC adversary + conditional InfoNCE to a frozen teacher (:mod:`.rift`)
+=========  ===============================================================================
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 from jaxrobust.errors import JaxRobustError
+from jaxrobust.objectives.ascc import ascc_loss
+from jaxrobust.objectives.freelb import freelb_loss
 from jaxrobust.objectives.ft import ft_loss
+from jaxrobust.objectives.rift import RiftModel, rift_loss
 
-OBJECTIVES: dict[str, Callable] = {"ft": ft_loss}
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    loss: Callable
+    # (classifier, num_classes, config) -> the module training updates (None: the classifier);
+    # it exposes the classifier as ``.classifier``.
+    wrap: Callable | None = None
+    substitutions: bool = False  # batches carry synonym slots
+    balanced: bool = False  # class-balanced batches
 
 
-def get_objective(name: str) -> Callable:
+def _rift_model(classifier, num_classes: int, config):
+    return RiftModel(classifier, classifier, num_classes, config.rift, seed=config.seed)
+
+
+OBJECTIVES: dict[str, Objective] = {
+    "ft": Objective(ft_loss),
+    "freelb": Objective(freelb_loss),
+    "ascc": Objective(ascc_loss, substitutions=True),
+    "rift": Objective(rift_loss, wrap=_rift_model, substitutions=True, balanced=True),
+}
+
+
+def get_objective(name: str) -> Objective:
     if name not in OBJECTIVES:
         raise JaxRobustError(f"unknown objective {name!r}; known: {', '.join(OBJECTIVES)}")
     return OBJECTIVES[name]

@@ -5,11 +5,21 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import optax
+from flax import nnx
 
 
 def weighted_mean(values: jax.Array, weights: jax.Array) -> jax.Array:
     """Mean of ``values [B]`` over real examples (``weights [B]`` is 0 for padding)."""
     return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+
+
+def eval_copy(model):
+    """A copy of ``model`` in eval mode (no dropout) whose weights are constants: what an inner
+    maximisation or a frozen teacher runs, inside a train step, whatever mode the model is in."""
+    graphdef, state = nnx.split(model)
+    copy = nnx.merge(graphdef, jax.lax.stop_gradient(state))
+    copy.eval()
+    return copy
 
 
 def classifier_logits(model, batch) -> jax.Array:

@@ -1,0 +1,219 @@
+"""Robust fine-tuning objectives on a tiny model: they learn, and their inner maximisations ascend."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxrobust.data.encoding import Encoded
+from jaxrobust.errors import JaxRobustError
+from jaxrobust.models import load_classifier
+from jaxrobust.objectives import get_objective
+from jaxrobust.objectives.freelb import ascent_step, initial_delta
+from jaxrobust.objectives.infonce import balanced_batches, conditional_info_nce, info_nce
+from jaxrobust.train import train_and_evaluate
+
+
+def _losses(workdir):
+    return [r["loss"] for r in map(json.loads, (workdir / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+
+
+def test_freelb_trains_the_tiny_model(tiny_config, tmp_path):
+    tiny_config.objective = "freelb"
+    # The tiny model's word embeddings have norms ~0.1 per token and its prediction rests on one word:
+    # ascent steps of 0.01 already keep it at chance (loss 0.69), steps of 0.003 leave it learnable.
+    tiny_config.freelb.update(init_mag=0.02, adv_lr=0.003, max_norm=0.01)
+    results = train_and_evaluate(tiny_config, tmp_path / "run")
+    losses = _losses(tmp_path / "run")
+    assert np.isfinite(losses).all()
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+    assert results["dev_accuracy"] > 0.9
+
+
+def test_freelb_ascent_raises_the_loss_and_stays_in_the_ball(tiny_model_dir):
+    directory, _ = tiny_model_dir("bert", num_labels=2)
+    model = load_classifier(str(directory), 2).model
+    model.eval()
+    ids = jnp.array([[0, 8, 9, 2, 1], [0, 10, 11, 12, 2]], jnp.int32)
+    mask = (ids != 1).astype(jnp.int32)
+    labels = jnp.array([0, 1])
+    embeds = model.embed_words(ids)
+
+    def loss(delta):
+        logits = model(None, mask, jnp.zeros_like(ids), inputs_embeds=embeds + delta).logits
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).sum()
+
+    delta = initial_delta(jax.random.key(0), mask, embeds.shape[-1], init_mag=0.6)
+    assert float(jnp.abs(delta[0, -1]).max()) == 0.0  # padding is never perturbed
+    for _ in range(3):
+        before = loss(delta)
+        delta = ascent_step(delta, jax.grad(loss)(delta), mask, adv_lr=0.05, max_norm=0.5)
+        assert loss(delta) > before
+        norms = jnp.sqrt(jnp.sum(delta**2, axis=(1, 2)))
+        assert (norms <= 0.5 + 1e-5).all()
+    assert float(jnp.abs(delta[0, -1]).max()) == 0.0
+
+
+def test_unknown_objective_is_named():
+    with pytest.raises(JaxRobustError, match="unknown objective 'rifty'"):
+        get_objective("rifty")
+
+
+def _numpy_info_nce(s, t, tau):
+    s = s / np.linalg.norm(s, axis=-1, keepdims=True)
+    t = t / np.linalg.norm(t, axis=-1, keepdims=True)
+    total = 0.0
+    for j in range(len(t)):
+        scores = np.array([s[i] @ t[j] / tau for i in range(len(s))])
+        total += -(scores[j] - np.log(np.exp(scores).sum()))
+    return total / len(t)
+
+
+def test_conditional_info_nce_equals_a_direct_numpy_computation():
+    rng = np.random.default_rng(0)
+    s, t = rng.normal(size=(2, 5, 8)), rng.normal(size=(2, 5, 8))
+    expected = np.mean([_numpy_info_nce(s[c], t[c], 0.2) for c in range(2)])
+    assert float(conditional_info_nce(jnp.asarray(s), jnp.asarray(t), 0.2)) == pytest.approx(expected, rel=1e-5)
+    # Aligned features score better than shuffled ones.
+    assert float(info_nce(jnp.asarray(t[0]), jnp.asarray(t[0]), 0.2)) < float(info_nce(jnp.asarray(s[0]), jnp.asarray(t[0]), 0.2))
+
+
+def test_balanced_batches_hold_equal_class_chunks():
+    lengths = [3, 5, 9, 4, 6, 7, 2, 8, 3, 5, 4]
+    labels = [0, 1, 0, 0, 1, 0, 0, 1, 0, 1, 0]  # 7 of class 0, 4 of class 1
+    encoded = [Encoded(np.arange(n, dtype=np.int32), np.zeros(n, np.int32), np.zeros(n, np.int32), [], y) for n, y in zip(lengths, labels)]
+    batches = balanced_batches(encoded, batch_size=4, num_classes=2, buckets=(4, 8, 16), pad_id=0, seed=1)
+    assert len(batches) == 2  # the rarer class fills two batches of 2
+    seen = np.concatenate([b["index"] for b in batches])
+    assert len(set(seen.tolist())) == len(seen)  # no example twice
+    for b in batches:
+        np.testing.assert_array_equal(b["labels"], [0, 0, 1, 1])
+        assert (b["weights"] == 1).all()
+        longest = max(lengths[i] for i in b["index"])
+        assert b["input_ids"].shape[1] == min(bucket for bucket in (4, 8, 16) if bucket >= longest)
+    again = balanced_batches(encoded, batch_size=4, num_classes=2, buckets=(4, 8, 16), pad_id=0, seed=1)
+    assert all((a["index"] == b["index"]).all() for a, b in zip(batches, again))
+    with pytest.raises(ValueError, match="not a multiple"):
+        balanced_batches(encoded, batch_size=3, num_classes=2, buckets=(16,), pad_id=0, seed=1)
+
+
+# --- word substitutions, ASCC and RIFT ------------------------------------------------------------
+
+NEIGHBOURS = {"good": ["great"], "great": ["good"], "bad": ["boring"], "boring": ["bad"], "film": ["plot"], "plot": ["film"]}
+
+
+@pytest.fixture
+def neighbours_file(tmp_path):
+    path = tmp_path / "neighbours.json"
+    path.write_text(json.dumps(NEIGHBOURS))
+    return path
+
+
+def _tiny_substitutions(tiny_model_dir, neighbours_file, k=2):
+    from transformers import AutoTokenizer
+
+    from jaxrobust.attacks.synonyms import load_synonyms
+    from jaxrobust.objectives.substitutions import token_substitutions
+
+    directory, _ = tiny_model_dir("bert", num_labels=2)
+    tok = AutoTokenizer.from_pretrained(str(directory))
+    return tok, token_substitutions(tok, load_synonyms(f"counterfitted:{neighbours_file}", k=k, min_cos=0.0), k)
+
+
+def test_token_substitutions_follow_the_whole_word_rule(tiny_model_dir, neighbours_file):
+    tok, subs = _tiny_substitutions(tiny_model_dir, neighbours_file)
+    rows = [["[CLS]", "the", "good", "film", "was", "bad", "[SEP]"], ["[CLS]", "good", "film", "##s", "[SEP]", "[PAD]", "[PAD]"]]
+    ids = np.array([tok.convert_tokens_to_ids(r) for r in rows])
+    slot_ids, slot_mask = subs.of(ids)
+    assert slot_ids.shape == ids.shape + (3,)
+    np.testing.assert_array_equal(slot_ids[..., 0], ids)  # slot 0 is the token itself
+    assert slot_mask[..., 0].all()
+    great, plot, boring = tok.convert_tokens_to_ids(["great", "plot", "boring"])
+    assert slot_mask[0].tolist() == [[True, False, False]] * 2 + [[True, True, False]] * 2 + [[True, False, False]] + [[True, True, False]] + [[True, False, False]]
+    assert (slot_ids[0, 2, 1], slot_ids[0, 3, 1], slot_ids[0, 5, 1]) == (great, plot, boring)
+    assert slot_mask[1, 1, 1] and not slot_mask[1, 2, 1:].any()  # the "film" of "films" is not a word
+
+
+def _tiny_batch(tok, subs, texts, labels):
+    enc = tok(texts, padding=True, return_tensors="np")
+    batch = {
+        "input_ids": jnp.asarray(enc["input_ids"], jnp.int32),
+        "attention_mask": jnp.asarray(enc["attention_mask"], jnp.int32),
+        "token_type_ids": jnp.zeros(enc["input_ids"].shape, jnp.int32),
+        "labels": jnp.asarray(labels),
+        "weights": jnp.ones(len(texts), jnp.float32),
+    }
+    batch["slot_ids"], batch["slot_mask"] = map(jnp.asarray, subs.of(enc["input_ids"]))
+    return batch
+
+
+def test_ascc_weights_stay_on_the_simplex_and_raise_the_kl(tiny_model_dir, neighbours_file, trained_tiny_run):
+    from jaxrobust.objectives import ascc
+    from jaxrobust.train import load_run
+
+    tok, subs = _tiny_substitutions(tiny_model_dir, neighbours_file)
+    model = load_run(trained_tiny_run)[1].classifier.model  # trained: its predictions depend on the words
+    batch = _tiny_batch(tok, subs, ["the film was good", "a very bad plot", "it was great"], [1, 0, 1])
+    clean = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
+    slot_embeds = model.embed_words(batch["slot_ids"])
+    logits_fn = ascc.eval_logits_fn(model, batch)
+    kl_of = lambda w: ascc.kl_divergence(clean, logits_fn(ascc.mix(slot_embeds, w)))
+    kwargs = dict(steps=5, lr=1.0, entropy_weight=0.0)
+    w = ascc.search(logits_fn, slot_embeds, batch["slot_mask"], batch["attention_mask"], lambda adv: ascc.kl_divergence(clean, adv), **kwargs)
+    mask = np.asarray(batch["slot_mask"])
+    np.testing.assert_allclose(np.asarray(w).sum(-1), 1.0, atol=1e-5)
+    assert (np.asarray(w) >= 0).all() and (np.asarray(w)[~mask] == 0).all()
+    uniform = ascc.slot_weights(jnp.zeros(mask.shape), batch["slot_mask"])
+    # The trained model is confident, so the KLs are small; the search still multiplies it.
+    assert float(kl_of(w).sum()) > 2 * float(kl_of(uniform).sum()) > 0
+    # The entropy penalty drives the weights towards single words.
+    sparse = ascc.search(logits_fn, slot_embeds, batch["slot_mask"], batch["attention_mask"], lambda adv: ascc.kl_divergence(clean, adv), **{**kwargs, "entropy_weight": 1.0})
+    free = mask[..., 1:].any(-1)
+    assert float(np.asarray(sparse).max(-1)[free].mean()) > float(np.asarray(w).max(-1)[free].mean())
+
+
+@pytest.mark.parametrize("objective", ["ascc", "rift"])
+def test_word_substitution_objectives_train_the_tiny_model(objective, tiny_config, neighbours_file, tmp_path):
+    tiny_config.objective = objective
+    tiny_config.synonyms.update(source=f"counterfitted:{neighbours_file}", k=2, min_cos=0.0)
+    tiny_config.ascc.steps = 3
+    results = train_and_evaluate(tiny_config, tmp_path / "run")
+    losses = _losses(tmp_path / "run")
+    assert np.isfinite(losses).all()
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+    assert results["dev_accuracy"] > 0.9
+
+
+def test_rift_teacher_never_changes(tiny_config, tiny_model_dir, neighbours_file):
+    from flax import nnx
+
+    from jaxrobust.objectives import get_objective
+    from jaxrobust.objectives.rift import Frozen
+    from jaxrobust.train import epoch_batches, make_optimizer, make_train_step, prepare, training_substitutions
+
+    tiny_config.objective = "rift"
+    tiny_config.synonyms.update(source=f"counterfitted:{neighbours_file}", k=2, min_cos=0.0)
+    tiny_config.ascc.steps = 2
+    prepared = prepare(tiny_config)
+    objective = get_objective("rift")
+    trained = objective.wrap(prepared.classifier.model, 2, tiny_config)
+    teacher_before = jax.tree.map(np.array, nnx.state(trained.teacher, Frozen))
+    student_before = jax.tree.map(np.array, nnx.state(trained.classifier, nnx.Param))
+    assert len(jax.tree.leaves(nnx.state(trained.teacher, nnx.Param))) == 0  # nothing of it is a Param
+    optimizer = nnx.Optimizer(trained, make_optimizer(tiny_config, 10), wrt=nnx.Param)
+    step = make_train_step(objective.loss, tiny_config)
+    batches = epoch_batches(prepared, tiny_config, 0, training_substitutions(prepared, tiny_config))
+    assert all(np.bincount(b["labels"], minlength=2).tolist() == [4, 4] for b in batches)  # class-balanced
+    trained.train()
+    for i, batch in enumerate(batches[:3]):
+        metrics = step(trained, optimizer, batch, jax.random.key(i))
+        assert np.isfinite(float(metrics["info_nce"]))
+    teacher_after = nnx.state(trained.teacher, Frozen)
+    jax.tree.map(np.testing.assert_array_equal, teacher_before, jax.tree.map(np.array, teacher_after))
+    moved = jax.tree.map(lambda a, b: not np.array_equal(a, np.asarray(b)), student_before, nnx.state(trained.classifier, nnx.Param))
+    assert any(jax.tree.leaves(moved))  # while the student did train
