@@ -31,17 +31,17 @@ from jax.sharding import NamedSharding, PartitionSpec
 from scipy.special import log_softmax
 from tqdm import tqdm
 
+from jaxrobust.attacks.synonyms import load_synonyms
 from jaxrobust.checkpoint import Checkpoints
 from jaxrobust.data.encoding import Encoded, encode, make_batches
 from jaxrobust.data.tasks import SPLIT_SEED, Task, get_task
 from jaxrobust.errors import JaxRobustError
 from jaxrobust.io import MetricsLog, write_json_atomic
 from jaxrobust.models import LoadedClassifier, load_classifier
-from jaxrobust.attacks.synonyms import load_synonyms
 from jaxrobust.objectives import get_objective
+from jaxrobust.objectives.ft import classifier_logits
 from jaxrobust.objectives.infonce import balanced_batches
 from jaxrobust.objectives.substitutions import TokenSubstitutions, token_substitutions
-from jaxrobust.objectives.ft import classifier_logits
 
 # Batch arrays the train step reads (the host-side "index" stays behind); slots: word-substituting objectives.
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "labels", "weights", "slot_ids", "slot_mask")

@@ -217,3 +217,14 @@ def test_rift_teacher_never_changes(tiny_config, tiny_model_dir, neighbours_file
     jax.tree.map(np.testing.assert_array_equal, teacher_before, jax.tree.map(np.array, teacher_after))
     moved = jax.tree.map(lambda a, b: not np.array_equal(a, np.asarray(b)), student_before, nnx.state(trained.classifier, nnx.Param))
     assert any(jax.tree.leaves(moved))  # while the student did train
+
+
+def test_every_experiment_config_loads_with_a_known_objective():
+    from jaxrobust.configs import EXPERIMENTS_DIR, load_config
+
+    names = sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.py"))
+    assert {"rift_minilm", "ft_minilm", "freelb_minilm", "ascc_minilm"} <= set(names)
+    for name in names:
+        config = load_config(name)
+        get_objective(config.objective)
+    assert load_config("ft_minilm").train_subset == load_config("rift_minilm").train_subset  # same protocol

@@ -1,0 +1,13 @@
+"""Baseline for RIFT: the protocol of experiments/rift_minilm.py with the `ascc` objective.
+
+Command:  make experiment EXP=ascc_minilm
+Hardware: 2-core x86-64 CPU build machine, no GPU.
+"""
+
+from jaxrobust.configs import load_config
+
+
+def get_config(arg=None):
+    c = load_config("rift_minilm")
+    c.objective = "ascc"
+    return c
