@@ -309,9 +309,9 @@ def test_wordnet_pairs():
 
 def test_whole_word_tokens():
     wordpiece = {"[CLS]": 0, "[PAD]": 1, "good": 5, "##s": 6, "film": 7, "the": 8, "[unused1]": 9, "42": 10}
-    assert syn._whole_words(wordpiece, {"[CLS]", "[PAD]"}) == {"good": 5, "film": 7}
+    assert syn.whole_word_tokens(wordpiece, {"[CLS]", "[PAD]"}) == {"good": 5, "film": 7}
     bpe = {"<s>": 0, "Ġgood": 5, "good": 6, "ĠGood": 7, "Ġbad": 8, "Ġthe": 9, "Ġ123": 10, "ing": 11}
-    assert syn._whole_words(bpe, {"<s>"}) == {"good": 5, "bad": 8}
+    assert syn.whole_word_tokens(bpe, {"<s>"}) == {"good": 5, "bad": 8}
 
 
 def test_embedding_tiny_model(private_cache, tiny_model_dir):
