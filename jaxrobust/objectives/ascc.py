@@ -12,8 +12,8 @@ a real word). It is a ``lax.fori_loop`` inside the jitted train step.
 
 * ``ascc`` objective: ``CE(f(x), y) + beta · KL(p(x) ‖ p(x̃))`` with the final weights held fixed
   (the slot embeddings still carry gradient to the embedding table).
-* ``--attack ascc`` (:mod:`jaxrobust.attacks.ascc`) maximises the cross-entropy instead and takes
-  the argmax slot of every position.
+* ASCC's test-time attack (maximise the cross-entropy instead, then take each position's argmax
+  slot) is not built yet: it will reuse :func:`search` with another ``objective``.
 
 Shapes: ``B`` batch, ``L`` tokens, ``S`` slots, ``H`` hidden size, ``C`` classes.
 """
