@@ -37,12 +37,11 @@ class Frozen(nnx.Variable):
 
 
 def freeze(module: nnx.Module) -> nnx.Module:
-    """A copy of ``module`` in eval mode whose parameters are :class:`Frozen`."""
+    """A copy of ``module`` whose parameters are :class:`Frozen`. Call it through
+    :func:`~jaxrobust.objectives.ft.eval_copy`: the training loop's ``train()`` reaches it too."""
     graphdef, params, rest = nnx.split(module, nnx.Param, ...)
     frozen = jax.tree.map(lambda v: Frozen(v.get_value()), params, is_leaf=lambda x: isinstance(x, nnx.Variable))
-    copy = nnx.merge(graphdef, frozen, rest)
-    copy.eval()
-    return copy
+    return nnx.merge(graphdef, frozen, rest)
 
 
 class ClassHeads(nnx.Module):
