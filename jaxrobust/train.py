@@ -77,7 +77,10 @@ def default_config() -> ml_collections.ConfigDict:
     # FreeLB (objective "freelb"): ascent steps on the word embeddings, their step size, the initial
     # noise magnitude and the L2 radius (0: unbounded); Zhu et al.'s GLUE defaults.
     c.freelb = ml_collections.ConfigDict(dict(steps=3, adv_lr=0.1, init_mag=0.6, max_norm=0.0))
-    # Synonyms of the objectives that substitute words (ascc, rift): a source of
+    # A2T-style augmentation (objective "adv"): the share of each batch attacked, and the share of
+    # its tokens the attack may substitute.
+    c.adv = ml_collections.ConfigDict(dict(share=0.5, budget=0.1))
+    # Synonyms of the objectives that substitute words (adv, ascc, rift): a source of
     # jaxrobust.attacks.synonyms, at most k single-token candidates per word with cosine >= min_cos.
     c.synonyms = ml_collections.ConfigDict(dict(source="glove-cf", k=8, min_cos=0.5))
     # ASCC inner maximisation (ascc, rift): Adam steps and learning rate on the weight logits, the

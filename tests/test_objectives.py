@@ -177,7 +177,35 @@ def test_ascc_weights_stay_on_the_simplex_and_raise_the_kl(tiny_model_dir, neigh
     assert float(np.asarray(sparse).max(-1)[free].mean()) > float(np.asarray(w).max(-1)[free].mean())
 
 
-@pytest.mark.parametrize("objective", ["ascc", "rift"])
+def test_adv_in_training_attack_substitutes_candidates_and_raises_the_loss(tiny_model_dir, neighbours_file, trained_tiny_run):
+    from jaxrobust.objectives.adv import substitute, substitution_gains
+    from jaxrobust.train import load_run
+
+    tok, subs = _tiny_substitutions(tiny_model_dir, neighbours_file)
+    model = load_run(trained_tiny_run)[1].classifier.model
+    batch = _tiny_batch(tok, subs, ["the film was good", "a very bad plot", "it was great and good"], [1, 0, 1])
+    args = [batch[k] for k in ("input_ids", "attention_mask", "token_type_ids", "labels", "slot_ids", "slot_mask")]
+    gains = substitution_gains(model, *args)
+    adv = np.asarray(substitute(batch["input_ids"], batch["attention_mask"], batch["slot_ids"], gains, budget=0.25))
+    ids, slot_ids, slot_mask = (np.asarray(batch[k]) for k in ("input_ids", "slot_ids", "slot_mask"))
+    changed = adv != ids
+    rows = changed.any(axis=1)
+    assert rows.sum() >= 2
+    assert (np.asarray(gains)[~rows] <= 0).all()  # a row is left alone only if no substitution gains
+    # At most ceil(0.25 * real tokens) positions, only where a candidate exists, and only to a candidate.
+    n_real = np.asarray(batch["attention_mask"]).sum(1) - 2
+    assert (changed.sum(1) <= np.ceil(0.25 * n_real)).all()
+    b, t = np.nonzero(changed)
+    assert all(adv[i, j] in slot_ids[i, j, 1:][slot_mask[i, j, 1:]] for i, j in zip(b, t))
+
+    def ce(input_ids):
+        logits = model(jnp.asarray(input_ids), batch["attention_mask"], batch["token_type_ids"]).logits
+        return np.asarray(optax.softmax_cross_entropy_with_integer_labels(logits, batch["labels"]))
+
+    assert (ce(adv)[rows] > ce(ids)[rows]).all()
+
+
+@pytest.mark.parametrize("objective", ["adv", "ascc", "rift"])
 def test_word_substitution_objectives_train_the_tiny_model(objective, tiny_config, neighbours_file, tmp_path):
     tiny_config.objective = objective
     tiny_config.synonyms.update(source=f"counterfitted:{neighbours_file}", k=2, min_cos=0.0)
@@ -223,7 +251,7 @@ def test_every_experiment_config_loads_with_a_known_objective():
     from jaxrobust.configs import EXPERIMENTS_DIR, load_config
 
     names = sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.py"))
-    assert {"rift_minilm", "ft_minilm", "freelb_minilm", "ascc_minilm"} <= set(names)
+    assert {"rift_minilm", "ft_minilm", "adv_minilm", "freelb_minilm", "ascc_minilm"} <= set(names)
     for name in names:
         config = load_config(name)
         get_objective(config.objective)

@@ -7,6 +7,7 @@ ConfigDict, read at trace time only.
 
 =========  ===============================================================================
 ``ft``     cross-entropy
+``adv``    CE on clean texts and gradient-attacked versions of a share of them, A2T-style (:mod:`.adv`)
 ``freelb`` K-step PGD on the word embeddings in an L2 ball (:mod:`.freelb`)
 ``ascc``   CE + beta · KL to the ASCC convex-combination adversary (:mod:`.ascc`)
 ``rift``   CE + KL to the ASCC adversary + conditional InfoNCE to a frozen teacher (:mod:`.rift`)
@@ -19,6 +20,7 @@ import dataclasses
 from typing import Callable
 
 from jaxrobust.errors import JaxRobustError
+from jaxrobust.objectives.adv import adv_loss
 from jaxrobust.objectives.ascc import ascc_loss
 from jaxrobust.objectives.freelb import freelb_loss
 from jaxrobust.objectives.ft import ft_loss
@@ -41,6 +43,7 @@ def _rift_model(classifier, num_classes: int, config):
 
 OBJECTIVES: dict[str, Objective] = {
     "ft": Objective(ft_loss),
+    "adv": Objective(adv_loss, substitutions=True),
     "freelb": Objective(freelb_loss),
     "ascc": Objective(ascc_loss, substitutions=True),
     "rift": Objective(rift_loss, wrap=_rift_model, substitutions=True, balanced=True),

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxrobust.objectives.ft import eval_copy, weighted_mean
+from jaxrobust.objectives.ft import accuracy_of, eval_copy, weighted_mean
 
 _MASKED = -1e9
 
@@ -114,9 +114,8 @@ def ascc_loss(model, batch, rng, config):
     ce = optax.softmax_cross_entropy_with_integer_labels(out.logits, batch["labels"])
     kl = kl_divergence(out.logits, adv.logits)
     w = batch["weights"]
-    accuracy = (jnp.argmax(out.logits, -1) == batch["labels"]).astype(jnp.float32)
     return weighted_mean(ce, w) + config.ascc.beta * weighted_mean(kl, w), {
-        "train_accuracy": weighted_mean(accuracy, w),
+        "train_accuracy": accuracy_of(out.logits, batch["labels"], w),
         "ce": weighted_mean(ce, w),
         "kl": weighted_mean(kl, w),
     }

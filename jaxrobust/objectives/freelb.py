@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxrobust.objectives.ft import eval_copy, weighted_mean
+from jaxrobust.objectives.ft import accuracy_of, eval_copy, weighted_mean
 
 
 def _per_example_norm(x: jax.Array) -> jax.Array:
@@ -69,5 +69,4 @@ def freelb_loss(model, batch, rng, config):
             copy = eval_copy(model)
             grad = jax.grad(lambda d: adversarial_loss(copy, d)[0])(delta)
             delta = ascent_step(delta, jax.lax.stop_gradient(grad), mask, c.adv_lr, c.max_norm)
-    accuracy = (jnp.argmax(first_logits, -1) == labels).astype(jnp.float32)
-    return total, {"train_accuracy": weighted_mean(accuracy, weights)}
+    return total, {"train_accuracy": accuracy_of(first_logits, labels, weights)}

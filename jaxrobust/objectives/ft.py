@@ -13,6 +13,11 @@ def weighted_mean(values: jax.Array, weights: jax.Array) -> jax.Array:
     return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
+def accuracy_of(logits: jax.Array, labels: jax.Array, weights: jax.Array) -> jax.Array:
+    """Accuracy of ``logits [B, C]`` on the real examples (``weights [B]`` > 0)."""
+    return weighted_mean((jnp.argmax(logits, -1) == labels).astype(jnp.float32), weights)
+
+
 def eval_copy(model):
     """A copy of ``model`` in eval mode (no dropout) whose weights are constants: what an inner
     maximisation or a frozen teacher runs, inside a train step, whatever mode the model is in."""
@@ -30,5 +35,4 @@ def ft_loss(model, batch, rng, config):
     del rng, config  # dropout draws from the model's own (per-step reseeded) stream
     logits = classifier_logits(model, batch)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["labels"])
-    accuracy = (jnp.argmax(logits, -1) == batch["labels"]).astype(jnp.float32)
-    return weighted_mean(ce, batch["weights"]), {"train_accuracy": weighted_mean(accuracy, batch["weights"])}
+    return weighted_mean(ce, batch["weights"]), {"train_accuracy": accuracy_of(logits, batch["labels"], batch["weights"])}

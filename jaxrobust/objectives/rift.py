@@ -27,7 +27,7 @@ import optax
 from flax import nnx
 
 from jaxrobust.objectives import ascc
-from jaxrobust.objectives.ft import eval_copy, weighted_mean
+from jaxrobust.objectives.ft import accuracy_of, eval_copy, weighted_mean
 from jaxrobust.objectives.infonce import conditional_info_nce
 
 
@@ -84,6 +84,5 @@ def rift_loss(model: RiftModel, batch, rng, config):
     mi = conditional_info_nce(model.student_heads(by_class(adv.pooled)), model.teacher_heads(by_class(teacher)), c.tau)
     ce = weighted_mean(optax.softmax_cross_entropy_with_integer_labels(out.logits, labels), w)
     kl = weighted_mean(ascc.kl_divergence(out.logits, adv.logits), w)
-    accuracy = weighted_mean((jnp.argmax(out.logits, -1) == labels).astype(jnp.float32), w)
     loss = c.w_clean * ce + c.w_kl * kl + c.w_mi * mi
-    return loss, {"train_accuracy": accuracy, "ce": ce, "kl": kl, "info_nce": mi}
+    return loss, {"train_accuracy": accuracy_of(out.logits, labels, w), "ce": ce, "kl": kl, "info_nce": mi}
