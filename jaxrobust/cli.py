@@ -94,7 +94,7 @@ def _attack(args) -> int:
     settings = AttackSettings(
         attack=args.attack, synonyms=args.synonyms, n=args.n, budget=args.budget, seed=args.seed,
         k=args.k, min_cos=args.min_cos, batch_size=args.batch_size,
-        population=args.population, generations=args.generations,
+        population=args.population, generations=args.generations, ascc_steps=args.ascc_steps,
     )
     target = load_target(args.workdir, args.model, args.task, args.max_length)
     table = load_synonyms(settings.synonyms, k=settings.k, min_cos=settings.min_cos)
@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_attack.add_argument("--model", help="or: a classifier (dir, bundle:ID, hub id) ...")
     p_attack.add_argument("--task", help="... and the task whose test split is attacked")
     p_attack.add_argument("--max-length", type=int, default=64, help="token limit with --model")
-    p_attack.add_argument("--attack", default="gradient", help="gradient, textfooler, pwws or genetic")
+    p_attack.add_argument("--attack", default="gradient", help="gradient, textfooler, pwws, genetic or ascc")
     p_attack.add_argument("--synonyms", default="glove-cf", help="candidate source (see `synonyms describe`)")
     p_attack.add_argument("--n", type=int, default=500, help="examples (seeded sample of the test split)")
     p_attack.add_argument("--budget", type=float, default=0.2, help="max share of words changed, in (0, 1]")
@@ -200,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_attack.add_argument("--batch-size", type=int, default=32)
     p_attack.add_argument("--population", type=int, default=60, help="genetic attack")
     p_attack.add_argument("--generations", type=int, default=20, help="genetic attack")
+    p_attack.add_argument("--ascc-steps", type=int, default=10, help="ascc attack: Adam steps of the relaxed search")
     p_attack.add_argument("--out", help="report directory (default WORKDIR/attacks/NAME)")
     p_attack.set_defaults(fn=_attack)
 

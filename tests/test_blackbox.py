@@ -1,4 +1,4 @@
-"""Black-box attacks (TextFooler-style, PWWS, genetic).
+"""Black-box attacks (TextFooler-style, PWWS, genetic) and the ASCC attack.
 
 Against a tiny sentiment classifier trained here: every scorer call is recorded, so the tests check
 what the attacks *evaluated* (budget, candidates, query counts, early stopping), and the returned
@@ -9,6 +9,8 @@ amount): the greedy searches must reproduce their definitions exactly, and the b
 
 from __future__ import annotations
 
+import functools
+
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -17,6 +19,7 @@ from flax import nnx
 
 from conftest import NEGATIVE, POSITIVE
 from jaxrobust.attacks import engine
+from jaxrobust.attacks.ascc_attack import ascc_group
 from jaxrobust.attacks.blackbox import ATTACKS
 from jaxrobust.attacks.layout import DELETE, ORIGINAL, UNK, prepare_examples
 from jaxrobust.attacks.victim import split_model
@@ -36,6 +39,8 @@ SWAPS = {
     "plot": ["film"],
 }
 FAST = {"genetic": dict(population=12, generations=6)}  # small population: the test stays quick
+# The attacks run on the trained tiny model; ASCC needs the model's gradients, not only its scores.
+MODEL_ATTACKS = {**ATTACKS, "ascc": functools.partial(ascc_group, steps=10, lr=1.0, entropy_weight=1.0)}
 
 # Sentences beyond the training set, longer ones so the budget allows several changes, and two
 # training sentences with the wrong label (misclassified: never attacked).
@@ -110,12 +115,12 @@ def _attack(trained, name, candidates_of=SWAPS.get, budget=BUDGET, chunk=64, **k
     group = engine.make_group(tok, prepared, budget, MAX_LENGTH, NUM_CANDIDATES)
     scorer = RecordingScorer(victim, params, group, chunk=chunk)
     done = []
-    outcomes = ATTACKS[name](scorer, budget, on_done=done.append, **{**FAST.get(name, {}), **kwargs})
+    outcomes = MODEL_ATTACKS[name](scorer, budget, on_done=done.append, **{**FAST.get(name, {}), **kwargs})
     assert len(outcomes) == len(group.members) == sum(done)  # the progress callback sees every example once
     return [(ae, o, [r for r in scorer.rows if r[1] == i]) for i, (ae, o) in enumerate(zip(group.members, outcomes))]
 
 
-@pytest.mark.parametrize("name", sorted(ATTACKS))
+@pytest.mark.parametrize("name", sorted(MODEL_ATTACKS))
 def test_attack_flips_within_budget_and_candidates(trained, name):
     model, tok = trained
     results = _attack(trained, name)
@@ -152,7 +157,7 @@ def test_attack_flips_within_budget_and_candidates(trained, name):
             assert max(call for call, _, _, _ in rows) == min(flip_calls)
 
 
-@pytest.mark.parametrize("name", sorted(ATTACKS))
+@pytest.mark.parametrize("name", sorted(MODEL_ATTACKS))
 def test_batch_size_does_not_change_results(trained, name):
     small = _attack(trained, name, chunk=4)
     large = _attack(trained, name, chunk=64)

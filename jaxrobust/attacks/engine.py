@@ -80,7 +80,7 @@ class Scorer:
         self.queries = np.zeros(len(group.members), np.int64)  # forward passes per member
         self.gradients = np.zeros(len(group.members), np.int64)  # forward + backward passes per member
 
-    def _batches(self, member: np.ndarray, choice: np.ndarray):
+    def batches(self, member: np.ndarray, choice: np.ndarray):
         """``(rows, layout, choice, length)`` per device batch; ``rows`` index the request.
 
         A batch holds rows of one length step only, so every text is always evaluated at the same
@@ -103,7 +103,7 @@ class Scorer:
         """``member [R]`` (rows of the group), ``choice [R, W]`` -> probabilities ``[R, C]``."""
         member = np.asarray(member, np.int64)
         out = np.zeros((len(member), 0), np.float32)  # no rows asked: nothing to score
-        for rows, lay, ch, length in self._batches(member, choice):
+        for rows, lay, ch, length in self.batches(member, choice):
             p = np.asarray(_probs_of(self.victim, self.params, lay, jnp.asarray(ch), length=length))
             out = out if out.shape[1] else np.zeros((len(member), p.shape[1]), np.float32)
             out[rows] = p[: len(rows)]
@@ -115,7 +115,7 @@ class Scorer:
         probabilities ``[R, C]``, gains ``[R, depth]``, flat pair indices ``[R, depth]``."""
         member = np.asarray(member, np.int64)
         clean = np.full((len(member), self.group.layout.slot_seg.shape[1]), ORIGINAL, np.int32)
-        parts = [(rows, _rank(self.victim, self.params, lay, length=length, depth=depth)) for rows, lay, _, length in self._batches(member, clean)]
+        parts = [(rows, _rank(self.victim, self.params, lay, length=length, depth=depth)) for rows, lay, _, length in self.batches(member, clean)]
         out = [np.zeros((len(member),) + a.shape[1:], a.dtype) for a in parts[0][1]]
         for rows, arrays in parts:
             for o, a in zip(out, arrays):

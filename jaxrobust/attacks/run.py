@@ -15,19 +15,20 @@ from typing import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxrobust.attacks import blackbox, engine, report, verify
+from jaxrobust.attacks import ascc_attack, blackbox, engine, report, verify
 from jaxrobust.attacks.layout import prepare_examples
 from jaxrobust.attacks.victim import Victim
 from jaxrobust.data.tasks import Example
 from jaxrobust.errors import JaxRobustError
 
-ATTACKS = ("gradient", "textfooler", "pwws", "genetic")
+ATTACKS = ("gradient", "textfooler", "pwws", "genetic", "ascc")
 # Candidate sets of each attack's reference recipe: (top-k, minimum cosine).
 #   gradient   -- A2T: top-20 counter-fitted neighbours with cosine >= 0.8
 #   textfooler -- TextFooler: top-50, cosine >= 0.5
 #   pwws       -- PWWS takes every synonym of its source (WordNet in the paper)
 #   genetic    -- Alzantot et al.: 8 nearest neighbours
-CANDIDATE_DEFAULTS = {"gradient": (20, 0.8), "textfooler": (50, 0.5), "pwws": (50, 0.0), "genetic": (8, 0.5)}
+#   ascc       -- the candidates of the training objectives (config.synonyms): 8, cosine >= 0.5
+CANDIDATE_DEFAULTS = {"gradient": (20, 0.8), "textfooler": (50, 0.5), "pwws": (50, 0.0), "genetic": (8, 0.5), "ascc": (8, 0.5)}
 
 
 @dataclasses.dataclass
@@ -44,6 +45,7 @@ class AttackSettings:
     max_iters: int = 20  # gradient attack: steps per example
     population: int = 60  # genetic
     generations: int = 20  # genetic
+    ascc_steps: int = 10  # ascc: Adam steps of the relaxed search (learning rate 1, entropy weight 1)
 
     def __post_init__(self):
         if self.attack not in ATTACKS:
@@ -104,6 +106,8 @@ def _run_group(victim: Victim, params, group: engine.Group, settings: AttackSett
             batch_size=settings.batch_size, verify=settings.verify, max_iters=settings.max_iters, on_done=bar.update,
         )
     scorer = engine.Scorer(victim, params, group, chunk=max(settings.batch_size, 64))
+    if settings.attack == "ascc":
+        return ascc_attack.ascc_group(scorer, settings.budget, steps=settings.ascc_steps, lr=1.0, entropy_weight=1.0, on_done=bar.update)
     if settings.attack == "genetic":
         return blackbox.genetic_group(
             scorer, settings.budget, population=settings.population, generations=settings.generations,
