@@ -25,7 +25,7 @@ test: install
 # Runs experiments/$(EXP).py into runs/$(EXP)/ (resumed if interrupted; assets fetched on first use).
 # ARGS passes more flags, e.g. ARGS="--overwrite --config.seed=1".
 experiment: install
-	$(PY) -m jaxrobust train --config experiments/$(EXP).py --workdir runs/$(EXP) $(ARGS)
+	$(PY) -m jaxrobust experiment --config experiments/$(EXP).py --workdir runs/$(EXP) $(ARGS)
 
 # Benchmarks; figures go to bench/results/ (JSON + markdown). Reuses runs/finetune_minilm_rt if done.
 # The attack benchmark builds TextAttack's own venv in the cache on first use (about 4 minutes).

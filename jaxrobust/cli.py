@@ -41,11 +41,27 @@ def _parity(args) -> int:
 
 def _train(args) -> int:
     from jaxrobust.configs import load_config
+    from jaxrobust.study import is_study
     from jaxrobust.train import train_and_evaluate
 
     config = load_config(args.config, args.overrides)
+    if is_study(config):
+        if args.command == "train":
+            raise JaxRobustError(f"{args.config} is a study, not a training run: run it with `python -m jaxrobust experiment`")
+        return _study(config, args.workdir)
     results = train_and_evaluate(config, args.workdir, overwrite=args.overwrite)
     _print_table(results, ("task", "model", "dev_accuracy", "test_accuracy", "test_macro_f1", "train_seconds", "examples_per_second"))
+    return 0
+
+
+def _study(config, workdir) -> int:
+    from pathlib import Path
+
+    from jaxrobust.study import run_study
+
+    table = run_study(config, workdir)
+    print((Path(workdir) / "robustness_table.md").read_text())
+    print(f"{len(table['missing'])} missing cells; table: {Path(workdir) / 'robustness_table.md'}")
     return 0
 
 
@@ -161,11 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
     p_describe.add_argument("--text-b-field", default=None)
     p_describe.set_defaults(fn=_data_describe)
 
-    p_train = sub.add_parser("train", help="fine-tune a model as an experiment config says")
-    p_train.add_argument("--config", required=True, help="experiments/NAME.py[:ARG] or NAME")
-    p_train.add_argument("--workdir", required=True, help="run directory (resumed if it holds the same run)")
-    p_train.add_argument("--overwrite", action="store_true", help="replace a run with a different config")
-    p_train.set_defaults(fn=_train)
+    for name, help_text in (
+        ("train", "fine-tune a model as an experiment config says"),
+        ("experiment", "run an experiment config: a training run, or a study of many (make experiment)"),
+    ):
+        p_train = sub.add_parser(name, help=help_text)
+        p_train.add_argument("--config", required=True, help="experiments/NAME.py[:ARG] or NAME")
+        p_train.add_argument("--workdir", required=True, help="run directory (resumed if it holds the same run)")
+        p_train.add_argument("--overwrite", action="store_true", help="replace a run with a different config")
+        p_train.set_defaults(fn=_train)
 
     p_eval = sub.add_parser("evaluate", help="evaluate a run's best-on-dev checkpoint")
     p_eval.add_argument("--workdir", required=True)

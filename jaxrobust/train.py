@@ -262,14 +262,21 @@ def batch_placer(mesh) -> Callable[[dict], dict]:
 # --- the run ----------------------------------------------------------------------------------
 
 
+def holds_config(workdir: Path, config) -> bool:
+    """Whether ``workdir`` holds a run of exactly ``config``."""
+    saved = Path(workdir) / "config.json"
+    if not saved.is_file():
+        return False
+    previous = default_config()  # a run saved before a setting existed ran with its default
+    previous.update(json.loads(saved.read_text()))
+    return json.loads(previous.to_json()) == json.loads(config.to_json())
+
+
 def _check_workdir(workdir: Path, config, overwrite: bool) -> None:
     """Refuse to mix runs: a workdir holding a different config is an error unless ``overwrite``."""
     saved = workdir / "config.json"
     if saved.exists():
-        # A run saved before a setting existed ran with that setting's default.
-        previous = default_config()
-        previous.update(json.loads(saved.read_text()))
-        if json.loads(previous.to_json()) != json.loads(config.to_json()):
+        if not holds_config(workdir, config):
             if not overwrite:
                 raise JaxRobustError(f"{workdir} holds a run with a different config; use --overwrite to replace it")
             shutil.rmtree(workdir)

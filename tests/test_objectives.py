@@ -254,5 +254,8 @@ def test_every_experiment_config_loads_with_a_known_objective():
     assert {"rift_minilm", "ft_minilm", "adv_minilm", "freelb_minilm", "ascc_minilm"} <= set(names)
     for name in names:
         config = load_config(name)
-        get_objective(config.objective)
+        if "study" in config:  # a study names the experiments it runs
+            assert all(load_config(e).objective == m for m, e in config.experiments.items())
+        else:
+            get_objective(config.objective)
     assert load_config("ft_minilm").train_subset == load_config("rift_minilm").train_subset  # same protocol

@@ -122,12 +122,13 @@ def mark(text: str, spans: Sequence[tuple[int, int]], open_: str, close: str, es
 def write_report(
     out_dir: str | os.PathLike, records: Sequence[dict], summary: dict, label_names: list[str] | None = None
 ) -> None:
-    """Write ``results.json``, ``examples.jsonl``, ``examples.html`` and ``textattack.csv`` into ``out_dir``."""
+    """Write ``examples.jsonl``, ``examples.html``, ``textattack.csv`` and, last (a report with a
+    ``results.json`` is complete), ``results.json`` into ``out_dir``."""
     out = Path(out_dir)
-    write_text_atomic(out / "results.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     write_text_atomic(out / "examples.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     write_text_atomic(out / "textattack.csv", textattack_csv(records))
     write_text_atomic(out / "examples.html", examples_html(records, summary, label_names))
+    write_text_atomic(out / "results.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
 
 def _argmax(probs: Sequence[float]) -> int:

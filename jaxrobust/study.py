@@ -1,0 +1,278 @@
+"""The robustness study: several training objectives × seeds, each attacked by several attacks.
+
+``run_study(config, workdir)`` (``make experiment EXP=robustness_minilm``) works through *cells*:
+
+* a training run per (method, seed): the method's experiment config with that seed, trained into
+  ``WORKDIR/runs/METHOD-sSEED`` (resumed if interrupted), or a finished run of exactly that config
+  found in ``runs/EXPERIMENT`` (what ``make experiment EXP=EXPERIMENT`` leaves) is reused;
+* an attack per (method, seed, attack) of the run's best-on-dev model, on the same seeded sample of
+  the test split for every model; its report goes to ``RUN/attacks/NAME``, and a report that is
+  complete (it has a ``results.json``) is never recomputed.
+
+Seeds are the outer loop, so an interrupted study has whole seeds of every method first. The table
+aggregates whatever cells exist and lists the missing ones: ``--config.train=False`` tabulates (and
+attacks) only the runs that exist, and ``--config.methods=ft,rift --config.seeds=0`` fills part of it.
+
+Outputs in ``WORKDIR``: ``robustness_table.md``, ``robustness_table.json`` (accuracies as fractions,
+mean ± sample std over seeds; also on the intersection of the examples every model classifies
+correctly), ``robustness.png`` (bars with std error bars).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+
+import ml_collections
+import numpy as np
+
+from jaxrobust.attacks.run import AttackSettings, load_target, run_attack
+from jaxrobust.attacks.synonyms import load_synonyms
+from jaxrobust.configs import load_config
+from jaxrobust.io import write_json_atomic, write_text_atomic
+
+
+def study_config() -> ml_collections.ConfigDict:
+    """Every key a study reads; ``experiments/robustness_*.py`` start from this."""
+    c = ml_collections.ConfigDict()
+    c.study = "robustness"  # marks a study config (the ``experiment`` command runs it with run_study)
+    c.experiments = ml_collections.ConfigDict()  # method -> experiment config name
+    c.methods = ()  # the methods tabulated, in table order
+    c.seeds = (0, 1, 2)
+    c.attacks = ("gradient", "textfooler", "pwws", "genetic")
+    c.n_examples = 500  # seeded test sample attacked by every attack but the genetic one
+    c.attack_seed = 0
+    c.budget = 0.2  # share of the words an attack may change
+    c.synonyms = "glove-cf"
+    # The genetic attack's sample and search size (the paper's population 60 x 20 generations costs
+    # about 1,200 forward passes per example).
+    c.genetic = ml_collections.ConfigDict(dict(n=500, population=60, generations=20))
+    c.train = True  # False: use only runs that exist
+    c.machine = ""  # what the table says it was measured on
+    return c
+
+
+def is_study(config) -> bool:
+    return "study" in config
+
+
+@functools.lru_cache(maxsize=4)
+def _synonyms(source: str, k: int, min_cos: float):
+    return load_synonyms(source, k=k, min_cos=min_cos)
+
+
+def attack_settings(config, attack: str) -> AttackSettings:
+    g = config.genetic
+    if attack == "genetic":
+        return AttackSettings(attack, config.synonyms, g.n, config.budget, config.attack_seed, population=g.population, generations=g.generations)
+    return AttackSettings(attack, config.synonyms, config.n_examples, config.budget, config.attack_seed)
+
+
+def run_config(config, method: str, seed: int):
+    return load_config(config.experiments[method], [f"seed={seed}"])
+
+
+def find_run(config, workdir: Path, method: str, seed: int) -> Path | None:
+    """A finished run of (method, seed): in the study's workdir, or reused from ``runs/EXPERIMENT``."""
+    from jaxrobust.train import holds_config
+
+    wanted = run_config(config, method, seed)
+    for candidate in (workdir / "runs" / f"{method}-s{seed}", Path("runs") / config.experiments[method]):
+        if (candidate / "results.json").is_file() and holds_config(candidate, wanted):
+            return candidate
+    return None
+
+
+def run_study(config, workdir: str | os.PathLike) -> dict:
+    """Train and attack every missing cell (``config.train``), then write and return the table."""
+    from jaxrobust.train import train_and_evaluate
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(workdir / "study.json", json.loads(config.to_json()))
+    for seed in config.seeds:
+        for method in config.methods:
+            run = find_run(config, workdir, method, seed)
+            if run is None and config.train:
+                run = workdir / "runs" / f"{method}-s{seed}"
+                print(f"study: training {method} seed {seed} into {run}")
+                train_and_evaluate(run_config(config, method, seed), run)
+            if run is None:
+                continue
+            target = None
+            for attack in config.attacks:
+                settings = attack_settings(config, attack)
+                out = run / "attacks" / settings.name
+                if (out / "results.json").is_file():
+                    continue
+                print(f"study: {attack} attack on {method} seed {seed}")
+                target = target or load_target(str(run))
+                run_attack(target, settings, _synonyms(settings.synonyms, settings.k, settings.min_cos), out)
+    return write_table(config, workdir)
+
+
+# --- the table ----------------------------------------------------------------------------------
+
+
+def _stats(values: list[float]) -> dict:
+    return {
+        "mean": float(np.mean(values)),
+        "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+        "n_seeds": len(values),
+    }
+
+
+def _records(report: Path) -> dict[int, dict]:
+    return {r["index"]: r for r in map(json.loads, (report / "examples.jsonl").read_text().splitlines())}
+
+
+def collect(config, workdir: Path) -> tuple[dict, list[str]]:
+    """``cells[method][seed] = {"test_accuracy", "attacks": {attack: (summary, records)}}`` of every
+    finished cell, and the names of the missing ones."""
+    cells, missing = {}, []
+    for method in config.methods:
+        for seed in config.seeds:
+            run = find_run(config, workdir, method, seed)
+            if run is None:
+                missing.append(f"{method} seed {seed}: training run")
+                continue
+            cell = {"test_accuracy": json.loads((run / "results.json").read_text())["test_accuracy"], "attacks": {}}
+            for attack in config.attacks:
+                report = run / "attacks" / attack_settings(config, attack).name
+                if (report / "results.json").is_file():
+                    cell["attacks"][attack] = (json.loads((report / "results.json").read_text()), _records(report))
+                else:
+                    missing.append(f"{method} seed {seed}: {attack} attack")
+            cells.setdefault(method, {})[seed] = cell
+    return cells, missing
+
+
+def _robust(record: dict) -> bool:
+    """Correct on the clean text and not flipped by the attack."""
+    return record["reason"] != "misclassified" and not record["success"]
+
+
+def summarize_cells(config, cells: dict) -> dict:
+    """The ``robustness_table.json`` content of ``cells``."""
+    # Intersection, per attack: the sampled examples every finished model classifies correctly.
+    common = {}
+    for attack in config.attacks:
+        sets = [
+            {i for i, r in c["attacks"][attack][1].items() if r["reason"] != "misclassified"}
+            for seeds in cells.values() for c in seeds.values() if attack in c["attacks"]
+        ]
+        common[attack] = sorted(set.intersection(*sets)) if sets else []
+    methods = {}
+    for method, seeds in cells.items():
+        clean = [_clean_accuracy(c) for c in seeds.values() if _clean_accuracy(c) is not None]
+        entry = {"test_accuracy": _stats([c["test_accuracy"] for c in seeds.values()]), "attacks": {}}
+        if clean:
+            entry["clean_accuracy"] = _stats(clean)
+        for attack in config.attacks:
+            done = [c["attacks"][attack] for c in seeds.values() if attack in c["attacks"]]
+            if not done:
+                continue
+            entry["attacks"][attack] = {
+                "accuracy_under_attack": _stats([s["accuracy_under_attack"] for s, _ in done]),
+                "attack_success_rate": _stats([s["attack_success_rate"] or 0.0 for s, _ in done]),
+                "intersection_accuracy_under_attack": _stats(
+                    [np.mean([_robust(records[i]) for i in common[attack]]) for _, records in done]
+                ) if common[attack] else None,
+                "n_examples": done[0][0]["n"],
+            }
+        methods[method] = entry
+    return {
+        "machine": config.machine,
+        "n_examples": config.n_examples,
+        "settings": {
+            "attacks": list(config.attacks), "budget": config.budget, "synonyms": config.synonyms,
+            "attack_seed": config.attack_seed, "seeds": list(config.seeds), "genetic": config.genetic.to_dict(),
+        },
+        "intersection_n_examples": {a: len(ids) for a, ids in common.items()},
+        "methods": methods,
+    }
+
+
+def _clean_accuracy(cell: dict) -> float | None:
+    """Accuracy on the attacks' sample of the test split (from the largest attacked sample)."""
+    summaries = [s for s, _ in cell["attacks"].values()]
+    return max(summaries, key=lambda s: s["n"])["clean_accuracy"] if summaries else None
+
+
+def _fmt(stats: dict | None) -> str:
+    if not stats:
+        return "–"
+    return f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f} ({stats['n_seeds']})"
+
+
+def table_markdown(table: dict, missing: list[str]) -> str:
+    attacks = table["settings"]["attacks"]
+    s = table["settings"]
+    lines = [
+        "# Robustness study",
+        "",
+        f"Machine: {table['machine'] or 'not stated'}. Accuracy in %, mean ± std over seeds (number of seeds).",
+        f"Attacks on the same seeded sample of {table['n_examples']} test examples (seed {s['attack_seed']}), "
+        f"budget {s['budget']:g} of the words, candidates from {s['synonyms']}; the genetic attack on "
+        f"{s['genetic']['n']} examples with population {s['genetic']['population']} and {s['genetic']['generations']} generations.",
+        "",
+        "| method | clean | " + " | ".join(attacks) + " |",
+        "|---|---|" + "---|" * len(attacks),
+    ]
+    for method, entry in table["methods"].items():
+        cells = [_fmt(entry["attacks"].get(a, {}).get("accuracy_under_attack")) for a in attacks]
+        lines.append(f"| {method} | {_fmt(entry.get('clean_accuracy'))} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "On the intersection of the examples every model classifies correctly (clean accuracy 100 % there):",
+        "",
+        "| method | " + " | ".join(f"{a} (n={table['intersection_n_examples'][a]})" for a in attacks) + " |",
+        "|---|" + "---|" * len(attacks),
+    ]
+    for method, entry in table["methods"].items():
+        cells = [_fmt(entry["attacks"].get(a, {}).get("intersection_accuracy_under_attack")) for a in attacks]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines += ["", "Missing cells: " + ("; ".join(missing) if missing else "none") + "."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(table: dict, path: Path) -> None:
+    """Grouped bars: clean accuracy and accuracy under each attack, one bar per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = ["clean"] + table["settings"]["attacks"]
+    methods = list(table["methods"])
+    width = 0.8 / max(len(methods), 1)
+    fig, ax = plt.subplots(figsize=(1.6 * len(columns) + 2, 3.6))
+    for j, method in enumerate(methods):
+        entry = table["methods"][method]
+        stats = [entry.get("clean_accuracy")] + [entry["attacks"].get(a, {}).get("accuracy_under_attack") for a in columns[1:]]
+        means = [100 * s["mean"] if s else np.nan for s in stats]
+        stds = [100 * s["std"] if s else 0.0 for s in stats]
+        ax.bar(np.arange(len(columns)) + (j - (len(methods) - 1) / 2) * width, means, width, yerr=stds, capsize=2, label=method)
+    ax.set_xticks(np.arange(len(columns)), columns)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(ncol=len(methods), fontsize=8, loc="upper right")
+    ax.set_title(f"{table['machine']}" if table["machine"] else "robustness", fontsize=9)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def write_table(config, workdir: Path) -> dict:
+    """Tabulate the finished cells of ``workdir`` into the three output files; returns the table."""
+    cells, missing = collect(config, workdir)
+    table = summarize_cells(config, cells)
+    table["missing"] = missing
+    write_json_atomic(workdir / "robustness_table.json", table)
+    write_text_atomic(workdir / "robustness_table.md", table_markdown(table, missing))
+    plot(table, workdir / "robustness.png")
+    return table

@@ -1,0 +1,77 @@
+"""The robustness study on the tiny model: cells are trained, attacked, cached and tabulated."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from jaxrobust import cli
+from jaxrobust.configs import load_config
+from jaxrobust.study import run_study, study_config
+
+TINY_EXPERIMENT = '''
+from jaxrobust.train import default_config
+
+def get_config(arg=None):
+    c = default_config()
+    c.task, c.model = {task!r}, {model!r}
+    c.max_length, c.buckets, c.batch_size, c.eval_batch_size = 16, (16,), 8, 16
+    c.epochs, c.lr, c.warmup_ratio, c.checkpoint_every_steps = 3, 1e-2, 0.0, 100
+    return c
+'''
+
+
+@pytest.fixture
+def tiny_study(tiny_config, tmp_path):
+    (tmp_path / "tiny_ft.py").write_text(TINY_EXPERIMENT.format(task=tiny_config.task, model=tiny_config.model))
+    c = study_config()
+    c.experiments.ft = str(tmp_path / "tiny_ft.py")
+    c.methods, c.seeds, c.attacks = ("ft",), (0, 1), ("gradient", "genetic")
+    c.n_examples, c.budget, c.synonyms = 8, 0.5, "wordnet"  # the tiny test split has 10 examples
+    c.genetic.update(n=5, population=4, generations=2)
+    c.machine = "test"
+    return c
+
+
+def test_study_trains_attacks_caches_and_tabulates(tiny_study, tmp_path):
+    workdir = tmp_path / "study"
+    table = run_study(tiny_study, workdir)
+    assert table["missing"] == []
+    entry = table["methods"]["ft"]
+    cells = []
+    for seed in (0, 1):
+        run = workdir / "runs" / f"ft-s{seed}"
+        assert json.loads((run / "config.json").read_text())["seed"] == seed
+        cells.append({p.parent.name.split("-")[0]: json.loads(p.read_text()) for p in run.glob("attacks/*/results.json")})
+    for attack, n in (("gradient", 8), ("genetic", 5)):
+        values = [c[attack]["accuracy_under_attack"] for c in cells]
+        stats = entry["attacks"][attack]["accuracy_under_attack"]
+        assert stats["mean"] == pytest.approx(np.mean(values)) and stats["std"] == pytest.approx(np.std(values, ddof=1))
+        assert stats["n_seeds"] == 2 and entry["attacks"][attack]["n_examples"] == n
+        inter = entry["attacks"][attack]["intersection_accuracy_under_attack"]["mean"]
+        assert 0 <= inter <= 1 and table["intersection_n_examples"][attack] <= n
+    assert entry["clean_accuracy"]["mean"] == pytest.approx(np.mean([c["gradient"]["clean_accuracy"] for c in cells]))
+    md = (workdir / "robustness_table.md").read_text()
+    assert "| ft |" in md and "Missing cells: none." in md
+    assert (workdir / "robustness.png").stat().st_size > 0
+
+    # A second sitting recomputes nothing; an extra seed without training is listed as missing.
+    stamps = {p: p.stat().st_mtime_ns for p in workdir.glob("runs/*/**/results.json")}
+    tiny_study.seeds, tiny_study.train = (0, 1, 2), False
+    again = run_study(tiny_study, workdir)
+    assert {p: p.stat().st_mtime_ns for p in workdir.glob("runs/*/**/results.json")} == stamps
+    assert again["missing"] == ["ft seed 2: training run"]
+    assert again["methods"]["ft"]["attacks"]["gradient"] == entry["attacks"]["gradient"]
+
+
+def test_train_command_refuses_a_study(capsys, tmp_path):
+    assert cli.main(["train", "--config", "robustness_minilm", "--workdir", str(tmp_path / "x")]) == 2
+    assert "is a study" in capsys.readouterr().err
+
+
+def test_tuple_overrides_take_comma_separated_values():
+    c = load_config("robustness_minilm", ["--config.methods=ft,rift", "--config.seeds=0"])
+    assert c.methods == ("ft", "rift") and c.seeds == (0,)
+    assert load_config("robustness_minilm", ["--config.seeds=(1, 2)"]).seeds == (1, 2)
