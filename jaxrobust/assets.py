@@ -31,7 +31,7 @@ import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
 
-from jaxrobust.errors import JaxRobustError
+from jaxrobust.errors import HubUnreachable, JaxRobustError
 
 BUNDLE_PREFIX = "bundle:"
 
@@ -440,10 +440,10 @@ def _hub_snapshot(repo_id: str, allow_patterns: Sequence[str] | None, repo_type:
             etag_timeout=5,
         )
     except LocalEntryNotFoundError as e:
-        raise JaxRobustError(offline_hint) from e
+        raise HubUnreachable(offline_hint) from e
     except (HfHubHTTPError, OSError, ValueError) as e:
         if "connect" in str(e).lower() or "resolve" in str(e).lower() or "offline" in str(e).lower():
-            raise JaxRobustError(offline_hint) from e
+            raise HubUnreachable(offline_hint) from e
         raise JaxRobustError(f"hub repository {repo_id!r} could not be fetched: {e}".splitlines()[0]) from e
     return Path(path)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from jaxrobust.errors import JaxRobustError
@@ -253,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = [a for a in argv if a.startswith("--config.")]
     args = build_parser().parse_args([a for a in argv if not a.startswith("--config.")])
     args.overrides = overrides
+    # The hub client logs each failed connection; the one-line error below already says it.
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     _enable_compilation_cache()
     try:
         return args.fn(args)

@@ -55,6 +55,9 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
     except (ValueError, SyntaxError):
         value = raw  # a bare string, e.g. --config.task=imdb
     current = node[leaf]
+    if isinstance(current, ml_collections.ConfigDict) and "source" in current and isinstance(value, str):
+        # A settings group with a source takes a bare string as its source: --config.synonyms=wordnet.
+        node, leaf, current = current, "source", current.source
     if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if isinstance(current, tuple) and isinstance(value, (list, int, str)):

@@ -7,3 +7,7 @@ class JaxRobustError(Exception):
     The CLI prints ``error: <message>`` and exits with status 2; library users catch it like any
     exception. Internal bugs are left as ordinary exceptions so they keep their tracebacks.
     """
+
+
+class HubUnreachable(JaxRobustError):
+    """A model or dataset needs the Hugging Face hub, which cannot be reached, and is not cached."""

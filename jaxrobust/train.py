@@ -35,7 +35,7 @@ from jaxrobust.attacks.synonyms import load_synonyms
 from jaxrobust.checkpoint import Checkpoints
 from jaxrobust.data.encoding import Encoded, encode, make_batches
 from jaxrobust.data.tasks import SPLIT_SEED, Task, get_task
-from jaxrobust.errors import JaxRobustError
+from jaxrobust.errors import HubUnreachable, JaxRobustError
 from jaxrobust.io import MetricsLog, write_json_atomic
 from jaxrobust.models import LoadedClassifier, load_classifier
 from jaxrobust.objectives import get_objective
@@ -74,6 +74,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 2
     c.log_every_steps = 10
     c.distributed = False  # multi-host: call jax.distributed.initialize() first
+    c.offline_alternative = ""  # experiment named when the hub cannot be reached (hub-sized experiments)
     # FreeLB (objective "freelb"): ascent steps on the word embeddings, their step size, the initial
     # noise magnitude and the L2 radius (0: unbounded); Zhu et al.'s GLUE defaults.
     c.freelb = ml_collections.ConfigDict(dict(steps=3, adv_lr=0.1, init_mag=0.6, max_norm=0.0))
@@ -114,9 +115,15 @@ def prepare(config: ml_collections.ConfigDict) -> Prepared:
     """Task splits encoded for the model named in ``config``, and the model itself."""
     if max(config.buckets) < config.max_length:
         raise JaxRobustError(f"largest bucket {max(config.buckets)} is below max_length {config.max_length}")
-    task = get_task(config.task, config.text_field, config.label_field, config.text_b_field or None)
-    splits = task.load()
-    classifier = load_classifier(config.model, task.num_labels, seed=config.seed)
+    try:
+        task = get_task(config.task, config.text_field, config.label_field, config.text_b_field or None)
+        splits = task.load()
+        classifier = load_classifier(config.model, task.num_labels, seed=config.seed)
+    except HubUnreachable as e:
+        if not config.offline_alternative:
+            raise
+        alt = config.offline_alternative
+        raise HubUnreachable(f"this experiment needs the Hugging Face hub; without it run `make experiment EXP={alt}` ({e})") from e
     raw = {
         "train": take_subset(splits.train, config.train_subset),
         "dev": take_subset(splits.dev, config.eval_subset),
@@ -282,8 +289,6 @@ def _check_workdir(workdir: Path, config, overwrite: bool) -> None:
             shutil.rmtree(workdir)
         elif overwrite:
             shutil.rmtree(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(saved, json.loads(config.to_json()))
 
 
 def train_and_evaluate(
@@ -301,7 +306,9 @@ def train_and_evaluate(
         jax.distributed.initialize()
     workdir = Path(workdir)
     _check_workdir(workdir, config, overwrite)
-    prepared = prepare(config)
+    prepared = prepare(config)  # before anything is written: a missing model or task leaves no run behind
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(workdir / "config.json", json.loads(config.to_json()))
     objective = get_objective(config.objective)
     model = prepared.classifier.model  # what is evaluated, selected and exported
     pad_id = prepared.classifier.tokenizer.pad_token_id

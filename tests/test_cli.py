@@ -73,3 +73,12 @@ def test_hub_task_offline_is_one_line(tmp_path):
 def test_unknown_task_is_one_line():
     proc = _cli("data", "describe", "not_a_task")
     assert proc.returncode == 2 and proc.stderr.startswith("error: unknown task 'not_a_task'")
+
+
+def test_rift_bert_without_the_hub_names_rift_minilm_in_one_line(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    proc = _cli("experiment", "--config", "rift_bert", "--workdir", tmp_path / "run", env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("error: this experiment needs the Hugging Face hub; without it run `make experiment EXP=rift_minilm`")
+    assert not (tmp_path / "run").exists()  # nothing half-written

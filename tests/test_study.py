@@ -71,7 +71,10 @@ def test_train_command_refuses_a_study(capsys, tmp_path):
     assert "is a study" in capsys.readouterr().err
 
 
-def test_tuple_overrides_take_comma_separated_values():
+def test_override_shorthands():
     c = load_config("robustness_minilm", ["--config.methods=ft,rift", "--config.seeds=0"])
-    assert c.methods == ("ft", "rift") and c.seeds == (0,)
+    assert c.methods == ("ft", "rift") and c.seeds == (0,)  # comma-separated tuples
     assert load_config("robustness_minilm", ["--config.seeds=(1, 2)"]).seeds == (1, 2)
+    # A settings group with a source takes a bare string as its source.
+    synonyms = load_config("rift_bert", ["--config.synonyms=counterfitted:/data/neighbours.json"]).synonyms
+    assert synonyms.source == "counterfitted:/data/neighbours.json" and synonyms.k == 8

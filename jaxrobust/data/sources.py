@@ -8,7 +8,7 @@ import html
 
 from jaxrobust import assets
 from jaxrobust.data.tasks import TASKS, Splits, Task, make_examples, register, split_80_10_10, stratified_split
-from jaxrobust.errors import JaxRobustError
+from jaxrobust.errors import HubUnreachable, JaxRobustError
 
 # --- registry bundles (work offline) ----------------------------------------------------------
 
@@ -152,7 +152,7 @@ def _hub_split(path: str, name: str | None, split: str):
         return datasets.load_dataset(path, name, split=split)
     except Exception as e:  # datasets raises many types for "no network"; all mean the same here
         offline = sorted(n for n, t in TASKS.items() if t.source.startswith("bundle:"))
-        raise JaxRobustError(
+        raise HubUnreachable(
             f"could not load {path}{'/' + name if name else ''} from the Hugging Face hub "
             f"({type(e).__name__}); offline tasks: {', '.join(offline)}"
         ) from e
