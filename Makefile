@@ -32,6 +32,7 @@ experiment: install
 bench: install
 	$(PY) bench/finetune_vs_pytorch.py
 	$(PY) bench/attack_vs_textattack.py
+	$(PY) bench/objectives_step_time.py
 
 parity: install
 	$(PY) -m jaxrobust parity $(or $(REF),bundle:minilm-l6)

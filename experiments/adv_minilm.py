@@ -9,6 +9,4 @@ from jaxrobust.configs import load_config
 
 
 def get_config(arg=None):
-    c = load_config("rift_minilm")
-    c.objective = "adv"
-    return c
+    return load_config("rift_minilm:adv")

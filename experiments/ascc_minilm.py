@@ -8,6 +8,4 @@ from jaxrobust.configs import load_config
 
 
 def get_config(arg=None):
-    c = load_config("rift_minilm")
-    c.objective = "ascc"
-    return c
+    return load_config("rift_minilm:ascc")
