@@ -45,7 +45,9 @@ def study_config() -> ml_collections.ConfigDict:
     c.n_examples = 500  # seeded test sample attacked by every attack but the genetic one
     c.attack_seed = 0
     c.budget = 0.2  # share of the words an attack may change
-    c.synonyms = "glove-cf"
+    # Candidate source of each attack, as in its reference recipe: PWWS takes WordNet synonyms, the
+    # others counter-fitted neighbours (top-k and cosine: jaxrobust.attacks.run.CANDIDATE_DEFAULTS).
+    c.synonyms = ml_collections.ConfigDict(dict(gradient="glove-cf", textfooler="glove-cf", pwws="wordnet", genetic="glove-cf", ascc="glove-cf"))
     # The genetic attack's sample and search size (the paper's population 60 x 20 generations costs
     # about 1,200 forward passes per example).
     c.genetic = ml_collections.ConfigDict(dict(n=500, population=60, generations=20))
@@ -64,10 +66,10 @@ def _synonyms(source: str, k: int, min_cos: float):
 
 
 def attack_settings(config, attack: str) -> AttackSettings:
-    g = config.genetic
+    g, source = config.genetic, config.synonyms[attack]
     if attack == "genetic":
-        return AttackSettings(attack, config.synonyms, g.n, config.budget, config.attack_seed, population=g.population, generations=g.generations)
-    return AttackSettings(attack, config.synonyms, config.n_examples, config.budget, config.attack_seed)
+        return AttackSettings(attack, source, g.n, config.budget, config.attack_seed, population=g.population, generations=g.generations)
+    return AttackSettings(attack, source, config.n_examples, config.budget, config.attack_seed)
 
 
 def run_config(config, method: str, seed: int):
@@ -187,7 +189,8 @@ def summarize_cells(config, cells: dict) -> dict:
         "machine": config.machine,
         "n_examples": config.n_examples,
         "settings": {
-            "attacks": list(config.attacks), "budget": config.budget, "synonyms": config.synonyms,
+            "attacks": list(config.attacks), "budget": config.budget,
+            "synonyms": {a: config.synonyms[a] for a in config.attacks},
             "attack_seed": config.attack_seed, "seeds": list(config.seeds), "genetic": config.genetic.to_dict(),
         },
         "intersection_n_examples": {a: len(ids) for a, ids in common.items()},
@@ -209,14 +212,15 @@ def _fmt(stats: dict | None) -> str:
 
 def table_markdown(table: dict, missing: list[str]) -> str:
     attacks = table["settings"]["attacks"]
-    s = table["settings"]
+    s, g = table["settings"], table["settings"]["genetic"]
+    sources = ", ".join(f"{source} ({a})" for a, source in s["synonyms"].items())
     lines = [
         "# Robustness study",
         "",
         f"Machine: {table['machine'] or 'not stated'}. Accuracy in %, mean ± std over seeds (number of seeds).",
         f"Attacks on the same seeded sample of {table['n_examples']} test examples (seed {s['attack_seed']}), "
-        f"budget {s['budget']:g} of the words, candidates from {s['synonyms']}; the genetic attack on "
-        f"{s['genetic']['n']} examples with population {s['genetic']['population']} and {s['genetic']['generations']} generations.",
+        f"budget {s['budget']:g} of the words, candidates from {sources}; the genetic attack on "
+        f"{g['n']} examples with population {g['population']} and {g['generations']} generations.",
         "",
         "| method | clean | " + " | ".join(attacks) + " |",
         "|---|---|" + "---|" * len(attacks),

@@ -25,6 +25,7 @@ def _losses(workdir):
 
 def test_freelb_trains_the_tiny_model(tiny_config, tmp_path):
     tiny_config.objective = "freelb"
+    tiny_config.buckets = (16,)  # one batch shape: one compilation of the (costlier) step
     # The tiny model's word embeddings have norms ~0.1 per token and its prediction rests on one word:
     # ascent steps of 0.01 already keep it at chance (loss 0.69), steps of 0.003 leave it learnable.
     tiny_config.freelb.update(init_mag=0.02, adv_lr=0.003, max_norm=0.01)
@@ -208,6 +209,7 @@ def test_adv_in_training_attack_substitutes_candidates_and_raises_the_loss(tiny_
 @pytest.mark.parametrize("objective", ["adv", "ascc", "rift"])
 def test_word_substitution_objectives_train_the_tiny_model(objective, tiny_config, neighbours_file, tmp_path):
     tiny_config.objective = objective
+    tiny_config.buckets = (16,)  # one batch shape: one compilation of the (costlier) step
     tiny_config.synonyms.update(source=f"counterfitted:{neighbours_file}", k=2, min_cos=0.0)
     tiny_config.ascc.steps = 3
     results = train_and_evaluate(tiny_config, tmp_path / "run")
@@ -225,6 +227,7 @@ def test_rift_teacher_never_changes(tiny_config, tiny_model_dir, neighbours_file
     from jaxrobust.train import epoch_batches, make_optimizer, make_train_step, prepare, training_substitutions
 
     tiny_config.objective = "rift"
+    tiny_config.buckets = (16,)
     tiny_config.synonyms.update(source=f"counterfitted:{neighbours_file}", k=2, min_cos=0.0)
     tiny_config.ascc.steps = 2
     prepared = prepare(tiny_config)
