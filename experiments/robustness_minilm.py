@@ -1,6 +1,8 @@
 """The robustness study on the registry bundles: FT, ADV, FreeLB, ASCC and RIFT on MiniLM-L6 /
 Rotten Tomatoes (each method's *_minilm experiment), 3 seeds, attacked by the gradient,
-TextFooler-style, PWWS and genetic attacks on the same seeded 500 test examples.
+TextFooler-style, PWWS and genetic attacks on the same seeded 500 test examples, every attack
+searching the substitution set the robust objectives train with (glove-cf, 8 neighbours, cosine
+>= 0.5), as in the RIFT and ASCC papers.
 
 Command:  make experiment EXP=robustness_minilm
           (fill it in parts: ARGS="--config.methods=ft,rift --config.seeds=0"; tabulate only what

@@ -60,9 +60,14 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
         node, leaf, current = current, "source", current.source
     if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if isinstance(current, tuple) and isinstance(value, (list, int, str)):
+    if isinstance(current, tuple):
         # --config.seeds=0 or --config.methods=ft,rift: one value, or comma-separated values.
-        value = tuple(value) if isinstance(value, list) else tuple(value.split(",")) if isinstance(value, str) else (value,)
+        if isinstance(value, list):
+            value = tuple(value)
+        elif isinstance(value, str):
+            value = tuple(value.split(","))
+        elif isinstance(value, int):
+            value = (value,)
     if current is not None and type(value) is not type(current):
         raise JaxRobustError(f"override {key}={raw!r}: expected {type(current).__name__}, got {type(value).__name__}")
     node[leaf] = value

@@ -281,14 +281,12 @@ def holds_config(workdir: Path, config) -> bool:
 
 def _check_workdir(workdir: Path, config, overwrite: bool) -> None:
     """Refuse to mix runs: a workdir holding a different config is an error unless ``overwrite``."""
-    saved = workdir / "config.json"
-    if saved.exists():
-        if not holds_config(workdir, config):
-            if not overwrite:
-                raise JaxRobustError(f"{workdir} holds a run with a different config; use --overwrite to replace it")
-            shutil.rmtree(workdir)
-        elif overwrite:
-            shutil.rmtree(workdir)
+    if not (workdir / "config.json").exists():
+        return
+    if not overwrite and not holds_config(workdir, config):
+        raise JaxRobustError(f"{workdir} holds a run with a different config; use --overwrite to replace it")
+    if overwrite:
+        shutil.rmtree(workdir)
 
 
 def train_and_evaluate(

@@ -30,7 +30,7 @@ def tiny_study(tiny_config, tmp_path):
     c.experiments.ft = str(tmp_path / "tiny_ft.py")
     c.methods, c.seeds, c.attacks = ("ft",), (0, 1), ("gradient", "genetic")
     c.n_examples, c.budget = 8, 0.5  # the tiny test split has 10 examples
-    c.synonyms.update(gradient="wordnet", genetic="wordnet")
+    c.synonyms.update(source="wordnet", k=4, min_cos=0.0)
     c.genetic.update(n=5, population=4, generations=2)
     c.machine = "test"
     return c

@@ -60,9 +60,10 @@ class AttackSettings:
 
     @property
     def name(self) -> str:
-        """Directory name of this attack's results."""
+        """Directory name of this attack's results (the minimum cosine appears when it is not the recipe's)."""
         source = self.synonyms.replace(":", "-").replace("/", "_")
-        return f"{self.attack}-{source}-k{self.k}-b{self.budget:g}-n{self.n}-s{self.seed}"
+        cos = "" if self.min_cos == CANDIDATE_DEFAULTS[self.attack][1] else f"-c{self.min_cos:g}"
+        return f"{self.attack}-{source}-k{self.k}{cos}-b{self.budget:g}-n{self.n}-s{self.seed}"
 
 
 def sample_indices(n_total: int, n: int, seed: int) -> np.ndarray:
