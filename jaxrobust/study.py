@@ -167,7 +167,11 @@ def summarize_cells(config, cells: dict) -> dict:
         ]
         common[attack] = sorted(set.intersection(*sets)) if sets else []
     methods = {}
-    for method, seeds in cells.items():
+    for method in config.methods:  # a method without a finished run gets an empty row
+        seeds = cells.get(method, {})
+        if not seeds:
+            methods[method] = {"attacks": {}}
+            continue
         clean = [_clean_accuracy(c) for c in seeds.values() if _clean_accuracy(c) is not None]
         entry = {"test_accuracy": _stats([c["test_accuracy"] for c in seeds.values()]), "attacks": {}}
         if clean:
@@ -220,8 +224,9 @@ def table_markdown(table: dict, missing: list[str]) -> str:
         f"Machine: {table['machine'] or 'not stated'}. Accuracy in %, mean ± std over seeds (number of seeds).",
         f"Attacks on the same seeded sample of {table['n_examples']} test examples (seed {s['attack_seed']}), "
         f"budget {s['budget']:g} of the words; every attack searches the same candidates ({syn['source']}, "
-        f"top {syn['k']} with cosine >= {syn['min_cos']:g}); the genetic attack on "
-        f"{g['n']} examples with population {g['population']} and {g['generations']} generations.",
+        f"top {syn['k']} with cosine >= {syn['min_cos']:g})"
+        + (f"; the genetic attack on {g['n']} examples with population {g['population']} and {g['generations']} generations."
+           if "genetic" in attacks else "."),
         "",
         "| method | clean | " + " | ".join(attacks) + " |",
         "|---|---|" + "---|" * len(attacks),
