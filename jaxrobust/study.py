@@ -72,6 +72,11 @@ def attack_settings(config, attack: str) -> AttackSettings:
     return AttackSettings(attack, s.source, n, config.budget, config.attack_seed, k=s.k, min_cos=s.min_cos, **extra)
 
 
+def report_dir(run: Path, settings: AttackSettings) -> Path:
+    """Where the attack ``settings`` on training run ``run`` writes its report (the ``attack`` command's default)."""
+    return run / "attacks" / settings.name
+
+
 def run_config(config, method: str, seed: int):
     return load_config(config.experiments[method], [f"seed={seed}"])
 
@@ -106,7 +111,7 @@ def run_study(config, workdir: str | os.PathLike) -> dict:
             target = None
             for attack in config.attacks:
                 settings = attack_settings(config, attack)
-                out = run / "attacks" / settings.name
+                out = report_dir(run, settings)
                 if (out / "results.json").is_file():
                     continue
                 print(f"study: {attack} attack on {method} seed {seed}")
@@ -142,7 +147,7 @@ def collect(config, workdir: Path) -> tuple[dict, list[str]]:
                 continue
             cell = {"test_accuracy": json.loads((run / "results.json").read_text())["test_accuracy"], "attacks": {}}
             for attack in config.attacks:
-                report = run / "attacks" / attack_settings(config, attack).name
+                report = report_dir(run, attack_settings(config, attack))
                 if (report / "results.json").is_file():
                     cell["attacks"][attack] = (json.loads((report / "results.json").read_text()), _records(report))
                 else:
@@ -172,7 +177,7 @@ def summarize_cells(config, cells: dict) -> dict:
         if not seeds:
             methods[method] = {"attacks": {}}
             continue
-        clean = [_clean_accuracy(c) for c in seeds.values() if _clean_accuracy(c) is not None]
+        clean = [a for a in map(_clean_accuracy, seeds.values()) if a is not None]
         entry = {"test_accuracy": _stats([c["test_accuracy"] for c in seeds.values()]), "attacks": {}}
         if clean:
             entry["clean_accuracy"] = _stats(clean)
