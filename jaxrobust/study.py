@@ -124,9 +124,10 @@ def run_study(config, workdir: str | os.PathLike) -> dict:
 
 
 def _stats(values: list[float]) -> dict:
+    """Mean and sample std over seeds; the std of a single seed is undefined (None)."""
     return {
         "mean": float(np.mean(values)),
-        "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+        "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
         "n_seeds": len(values),
     }
 
@@ -216,6 +217,8 @@ def _clean_accuracy(cell: dict) -> float | None:
 def _fmt(stats: dict | None) -> str:
     if not stats:
         return "–"
+    if stats["std"] is None:
+        return f"{100 * stats['mean']:.1f} (1)"
     return f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f} ({stats['n_seeds']})"
 
 
@@ -268,7 +271,7 @@ def plot(table: dict, path: Path) -> None:
         entry = table["methods"][method]
         stats = [entry.get("clean_accuracy")] + [entry["attacks"].get(a, {}).get("accuracy_under_attack") for a in columns[1:]]
         means = [100 * s["mean"] if s else np.nan for s in stats]
-        stds = [100 * s["std"] if s else 0.0 for s in stats]
+        stds = [100 * s["std"] if s and s["std"] is not None else 0.0 for s in stats]
         ax.bar(np.arange(len(columns)) + (j - (len(methods) - 1) / 2) * width, means, width, yerr=stds, capsize=2, label=method)
     ax.set_xticks(np.arange(len(columns)), columns)
     ax.set_ylabel("accuracy (%)")

@@ -9,7 +9,7 @@ import pytest
 
 from jaxrobust import cli
 from jaxrobust.configs import load_config
-from jaxrobust.study import run_study, study_config
+from jaxrobust.study import _fmt, _stats, run_study, study_config
 
 TINY_EXPERIMENT = '''
 from jaxrobust.train import default_config
@@ -79,3 +79,10 @@ def test_override_shorthands():
     # A settings group with a source takes a bare string as its source.
     synonyms = load_config("rift_bert", ["--config.synonyms=counterfitted:/data/neighbours.json"]).synonyms
     assert synonyms.source == "counterfitted:/data/neighbours.json" and synonyms.k == 8
+
+
+def test_one_seed_has_no_std():
+    """A sample std needs two seeds: one seed is reported without a made-up ± 0.0."""
+    one, two = _stats([0.5]), _stats([0.5, 0.7])
+    assert one["std"] is None and _fmt(one) == "50.0 (1)"
+    assert two["std"] == pytest.approx(np.std([0.5, 0.7], ddof=1)) and _fmt(two) == "60.0 ± 14.1 (2)"
