@@ -8,6 +8,8 @@ Settings: the IMDB loss weights of the reference (w_clean 1, w_kl 10, w_mi 0.1, 
 epoch, so that a run fits in about 30 minutes on 2 cores (measured: 2.6 training examples/s with 3
 ASCC steps, 1.24 with 10; standard fine-tuning 18.0). AdamW lr 1e-4: with 5e-5 the training CE
 was still 0.68 at step 60 of 104, where that run was stopped. Model selection on the dev split.
+RIFT's batches are class-balanced (16 + 16), so its epoch drops the surplus of the majority class
+and sees 104 x 32 = 3,328 of the 4,000 sentences; the other objectives see all 4,000 in 126 steps.
 Result (seed 0, 2026-11-23, 104 steps in about 25 minutes while other jobs shared the cores): test
 accuracy 0.785 (ft_minilm: 0.819); under the genetic attack 20.0 % (ft 9.5 %), see
 results/robustness_minilm.md.

@@ -178,7 +178,7 @@ def summarize_cells(config, cells: dict) -> dict:
         if not seeds:
             methods[method] = {"attacks": {}}
             continue
-        clean = [a for a in map(_clean_accuracy, seeds.values()) if a is not None]
+        clean = [a for a in (_clean_accuracy(c, config.n_examples) for c in seeds.values()) if a is not None]
         entry = {"test_accuracy": _stats([c["test_accuracy"] for c in seeds.values()]), "attacks": {}}
         if clean:
             entry["clean_accuracy"] = _stats(clean)
@@ -186,9 +186,11 @@ def summarize_cells(config, cells: dict) -> dict:
             done = [c["attacks"][attack] for c in seeds.values() if attack in c["attacks"]]
             if not done:
                 continue
+            # The success rate is undefined (None) for a model that classifies no sampled example correctly.
+            rates = [s["attack_success_rate"] for s, _ in done if s["attack_success_rate"] is not None]
             entry["attacks"][attack] = {
                 "accuracy_under_attack": _stats([s["accuracy_under_attack"] for s, _ in done]),
-                "attack_success_rate": _stats([s["attack_success_rate"] or 0.0 for s, _ in done]),
+                "attack_success_rate": _stats(rates) if rates else None,
                 "intersection_accuracy_under_attack": _stats(
                     [np.mean([_robust(records[i]) for i in common[attack]]) for _, records in done]
                 ) if common[attack] else None,
@@ -208,10 +210,10 @@ def summarize_cells(config, cells: dict) -> dict:
     }
 
 
-def _clean_accuracy(cell: dict) -> float | None:
-    """Accuracy on the attacks' sample of the test split (from the largest attacked sample)."""
-    summaries = [s for s, _ in cell["attacks"].values()]
-    return max(summaries, key=lambda s: s["n"])["clean_accuracy"] if summaries else None
+def _clean_accuracy(cell: dict, n: int) -> float | None:
+    """Accuracy on the study's sample of ``n`` test examples, from any attack report on all of them
+    (an attack on fewer, such as the genetic one, would mix another sample into the mean)."""
+    return next((s["clean_accuracy"] for s, _ in cell["attacks"].values() if s["n"] == n), None)
 
 
 def _fmt(stats: dict | None) -> str:

@@ -138,3 +138,15 @@ def test_text_without_attackable_words_is_skipped_not_crashed(target):
         assert r["skipped"] and r["substitutions"] == [] and not r["success"]
         assert r["reason"] in ("no attackable word", "misclassified")
     assert any(r["reason"] == "no attackable word" for r in records)
+
+
+def test_report_names_tell_apart_settings_that_change_results():
+    """The report folder is a cache key: two settings that attack differently never share a name."""
+    base = {"genetic": dict(population=20, generations=10), "gradient": dict(verify=3, max_iters=5), "ascc": dict(ascc_steps=3)}
+    for attack, search in base.items():
+        settings = AttackSettings(attack=attack, n=200, **search)
+        names = {settings.name, dataclasses.replace(settings, min_cos=0.9).name}
+        names |= {dataclasses.replace(settings, **{field: value + 1}).name for field, value in search.items()}
+        names |= {AttackSettings(attack=attack, n=200).name}  # the default search
+        assert len(names) == len(search) + 3, names
+        assert dataclasses.replace(settings, batch_size=7).name == settings.name  # batching changes nothing

@@ -178,6 +178,26 @@ def test_ascc_weights_stay_on_the_simplex_and_raise_the_kl(tiny_model_dir, neigh
     assert float(np.asarray(sparse).max(-1)[free].mean()) > float(np.asarray(w).max(-1)[free].mean())
 
 
+def test_ascc_adversary_ignores_dropout(tiny_model_dir, neighbours_file, trained_tiny_run):
+    """The search is anchored on the eval-mode prediction: with the model in train mode (dropout
+    on, as inside a train step) the adversary depends on the weights and the batch only."""
+    import ml_collections
+
+    from jaxrobust.objectives import ascc
+    from jaxrobust.train import load_run
+
+    tok, subs = _tiny_substitutions(tiny_model_dir, neighbours_file)
+    model = load_run(trained_tiny_run)[1].classifier.model
+    batch = _tiny_batch(tok, subs, ["the film was good", "a very bad plot", "it was great"], [1, 0, 1])
+    model.train()
+    noisy = [model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits for _ in range(2)]
+    assert not np.allclose(noisy[0], noisy[1])  # dropout is really on
+    settings = ml_collections.ConfigDict(dict(steps=3, lr=1.0, entropy_weight=1.0))
+    first, second = (ascc.adversarial_embeddings(model, batch, settings) for _ in range(2))
+    np.testing.assert_array_equal(first, second)
+    assert not np.allclose(first, model.embed_words(batch["input_ids"]))  # and it did move
+
+
 def test_adv_in_training_attack_substitutes_candidates_and_raises_the_loss(tiny_model_dir, neighbours_file, trained_tiny_run):
     from jaxrobust.objectives.adv import substitute, substitution_gains
     from jaxrobust.train import load_run

@@ -60,10 +60,24 @@ class AttackSettings:
 
     @property
     def name(self) -> str:
-        """Directory name of this attack's results (the minimum cosine appears when it is not the recipe's)."""
+        """Directory name of this attack's results: every setting that changes them, those left at
+        their defaults (the minimum cosine of the recipe, the search sizes) omitted."""
         source = self.synonyms.replace(":", "-").replace("/", "_")
         cos = "" if self.min_cos == CANDIDATE_DEFAULTS[self.attack][1] else f"-c{self.min_cos:g}"
-        return f"{self.attack}-{source}-k{self.k}{cos}-b{self.budget:g}-n{self.n}-s{self.seed}"
+        search = "".join(
+            f"-{tag}{getattr(self, field)}"
+            for field, tag in SEARCH_SETTINGS.get(self.attack, ())
+            if getattr(self, field) != AttackSettings.__dataclass_fields__[field].default
+        )
+        return f"{self.attack}-{source}-k{self.k}{cos}{search}-b{self.budget:g}-n{self.n}-s{self.seed}"
+
+
+# The search sizes of each attack that change its results, with their tags in AttackSettings.name.
+SEARCH_SETTINGS = {
+    "gradient": (("verify", "v"), ("max_iters", "i")),
+    "genetic": (("population", "p"), ("generations", "g")),
+    "ascc": (("ascc_steps", "a"),),
+}
 
 
 def sample_indices(n_total: int, n: int, seed: int) -> np.ndarray:

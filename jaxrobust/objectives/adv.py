@@ -1,9 +1,10 @@
 """Discrete adversarial augmentation (A2T, Yoo & Qi 2021): train on clean texts plus word-substituted
-adversarial versions of a share of each batch, found by the gradient attack inside the jitted step.
+adversarial versions of a share of each batch, found inside the jitted step.
 
 For the first ``ceil(share · B)`` rows of a batch (batches are shuffled, so they are a random
-share), the attack of :mod:`jaxrobust.attacks.gradient` runs at the token level on the training
-substitutions (:mod:`~jaxrobust.objectives.substitutions`):
+share), one first-order step of the gradient attack (:mod:`jaxrobust.attacks.gradient` ranks its
+substitutions the same way, then iterates and verifies; here nothing is verified) runs at the token
+level on the training substitutions (:mod:`~jaxrobust.objectives.substitutions`):
 
 1. one forward + backward pass of the model in eval mode on the clean tokens: the gradient ``g_t``
    of the cross-entropy of the true label with respect to each token's embedding ``e_t``;

@@ -7,13 +7,15 @@ rate ``lr``) on the logits ``ŵ`` from 0 (uniform weights), with the model in ev
 
     KL(p(x) ‖ p(x̃)) − entropy_weight · H(w)
 
+where both predictions are eval-mode ones, so the search chases the adversary, not dropout noise.
+
 (``H`` the mean entropy of the real positions' weights: the penalty pushes each ``w`` to a vertex,
 a real word). It is a ``lax.fori_loop`` inside the jitted train step.
 
 * ``ascc`` objective: ``CE(f(x), y) + beta · KL(p(x) ‖ p(x̃))`` with the final weights held fixed
   (the slot embeddings still carry gradient to the embedding table).
-* ASCC's test-time attack (maximise the cross-entropy instead, then take each position's argmax
-  slot) is not built yet: it will reuse :func:`search` with another ``objective``.
+* ASCC's test-time attack (:mod:`jaxrobust.attacks.ascc_attack`) reuses :func:`search` with the
+  cross-entropy as ``objective``.
 
 Shapes: ``B`` batch, ``L`` tokens, ``S`` slots, ``H`` hidden size, ``C`` classes.
 """
@@ -92,13 +94,15 @@ def search(
     return jax.lax.stop_gradient(slot_weights(w_logits, slot_mask))
 
 
-def adversarial_embeddings(model, batch, clean_logits: jax.Array, settings) -> jax.Array:
+def adversarial_embeddings(model, batch, settings) -> jax.Array:
     """``[B, L, H]`` ASCC adversarial word embeddings of ``batch`` (needs ``slot_ids, slot_mask``)
-    maximising the KL to ``clean_logits``; differentiable in the embedding table, not in the weights."""
+    maximising the KL to the eval-mode prediction on ``batch``; differentiable in the embedding
+    table, not in the weights."""
     slot_embeds = model.embed_words(batch["slot_ids"])  # [B, L, S, H]
-    clean = jax.lax.stop_gradient(clean_logits)
+    logits_fn = eval_logits_fn(model, batch)
+    clean = jax.lax.stop_gradient(logits_fn(model.embed_words(batch["input_ids"])))
     weights = search(
-        eval_logits_fn(model, batch), slot_embeds, batch["slot_mask"], batch["attention_mask"],
+        logits_fn, slot_embeds, batch["slot_mask"], batch["attention_mask"],
         lambda adv: kl_divergence(clean, adv),
         steps=settings.steps, lr=settings.lr, entropy_weight=settings.entropy_weight,
     )
@@ -109,7 +113,7 @@ def ascc_loss(model, batch, rng, config):
     """``CE(f(x), y) + beta · KL(p(x) ‖ p(x̃))`` (``config.ascc``)."""
     del rng
     out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-    adv_embeds = adversarial_embeddings(model, batch, out.logits, config.ascc)
+    adv_embeds = adversarial_embeddings(model, batch, config.ascc)
     adv = model(None, batch["attention_mask"], batch["token_type_ids"], inputs_embeds=adv_embeds)
     ce = optax.softmax_cross_entropy_with_integer_labels(out.logits, batch["labels"])
     kl = kl_divergence(out.logits, adv.logits)

@@ -77,7 +77,7 @@ def rift_loss(model: RiftModel, batch, rng, config):
     f = model.classifier
     ids, mask, types, labels, w = (batch[k] for k in ("input_ids", "attention_mask", "token_type_ids", "labels", "weights"))
     out = f(ids, mask, types)
-    adv = f(None, mask, types, inputs_embeds=ascc.adversarial_embeddings(f, batch, out.logits, config.ascc))
+    adv = f(None, mask, types, inputs_embeds=ascc.adversarial_embeddings(f, batch, config.ascc))
     teacher = eval_copy(model.teacher)(ids, mask, types).pooled  # eval mode, whatever mode training set
     num_classes = model.student_heads.w1.shape[0]
     by_class = lambda x: x.reshape(num_classes, -1, x.shape[-1])  # rows are grouped by class
