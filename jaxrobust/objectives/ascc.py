@@ -7,10 +7,9 @@ rate ``lr``) on the logits ``ŵ`` from 0 (uniform weights), with the model in ev
 
     KL(p(x) ‖ p(x̃)) − entropy_weight · H(w)
 
-where both predictions are eval-mode ones, so the search chases the adversary, not dropout noise.
-
 (``H`` the mean entropy of the real positions' weights: the penalty pushes each ``w`` to a vertex,
-a real word). It is a ``lax.fori_loop`` inside the jitted train step.
+a real word). Both predictions are eval-mode ones, so the search chases the adversary, not dropout
+noise. It is a ``lax.fori_loop`` inside the jitted train step.
 
 * ``ascc`` objective: ``CE(f(x), y) + beta · KL(p(x) ‖ p(x̃))`` with the final weights held fixed
   (the slot embeddings still carry gradient to the embedding table).
