@@ -105,7 +105,7 @@ def _synonyms_describe(args) -> int:
 def _attack(args) -> int:
     from pathlib import Path
 
-    from jaxrobust.attacks.run import AttackSettings, load_target, run_attack
+    from jaxrobust.attacks.run import AttackSettings, load_target, report_dir, run_attack
     from jaxrobust.attacks.synonyms import load_synonyms
 
     settings = AttackSettings(
@@ -115,7 +115,7 @@ def _attack(args) -> int:
     )
     target = load_target(args.workdir, args.model, args.task, args.max_length)
     table = load_synonyms(settings.synonyms, k=settings.k, min_cos=settings.min_cos)
-    out = Path(args.out) if args.out else Path(args.workdir or ".") / "attacks" / settings.name
+    out = Path(args.out) if args.out else report_dir(args.workdir or ".", settings)
     summary = run_attack(target, settings, table, out)
     _print_table(summary, ("attack", "n", "clean_accuracy", "accuracy_under_attack", "attack_success_rate",
                            "perturbed_word_pct", "mean_queries", "seconds", "examples_per_second"))

@@ -28,7 +28,7 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
-from jaxrobust.attacks.run import AttackSettings, load_target, run_attack
+from jaxrobust.attacks.run import AttackSettings, load_target, report_dir, run_attack
 from jaxrobust.attacks.synonyms import load_synonyms
 from jaxrobust.configs import load_config
 from jaxrobust.io import write_json_atomic, write_text_atomic
@@ -70,11 +70,6 @@ def attack_settings(config, attack: str) -> AttackSettings:
     g, s = config.genetic, config.synonyms
     n, extra = (g.n, dict(population=g.population, generations=g.generations)) if attack == "genetic" else (config.n_examples, {})
     return AttackSettings(attack, s.source, n, config.budget, config.attack_seed, k=s.k, min_cos=s.min_cos, **extra)
-
-
-def report_dir(run: Path, settings: AttackSettings) -> Path:
-    """Where the attack ``settings`` on training run ``run`` writes its report (the ``attack`` command's default)."""
-    return run / "attacks" / settings.name
 
 
 def run_config(config, method: str, seed: int):

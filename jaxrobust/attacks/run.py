@@ -80,6 +80,11 @@ SEARCH_SETTINGS = {
 }
 
 
+def report_dir(run: Path, settings: AttackSettings) -> Path:
+    """Where the attack ``settings`` on training run ``run`` writes its report by default."""
+    return Path(run) / "attacks" / settings.name
+
+
 def sample_indices(n_total: int, n: int, seed: int) -> np.ndarray:
     """``n`` distinct indices of ``range(n_total)`` drawn by ``seed``, sorted."""
     return np.sort(np.random.default_rng(seed).permutation(n_total)[:n])
