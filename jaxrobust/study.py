@@ -233,12 +233,15 @@ def table_markdown(table: dict, missing: list[str]) -> str:
         + (f"; the genetic attack on {g['n']} examples with population {g['population']} and {g['generations']} generations."
            if "genetic" in attacks else "."),
         "",
-        "| method | clean | " + " | ".join(attacks) + " |",
-        "|---|---|" + "---|" * len(attacks),
+        "Test: accuracy on the whole test split; clean: on the attacked sample.",
+        "",
+        "| method | test | clean | " + " | ".join(attacks) + " |",
+        "|---|---|---|" + "---|" * len(attacks),
     ]
     for method, entry in table["methods"].items():
-        cells = [_fmt(entry["attacks"].get(a, {}).get("accuracy_under_attack")) for a in attacks]
-        lines.append(f"| {method} | {_fmt(entry.get('clean_accuracy'))} | " + " | ".join(cells) + " |")
+        cells = [_fmt(entry.get(k)) for k in ("test_accuracy", "clean_accuracy")]
+        cells += [_fmt(entry["attacks"].get(a, {}).get("accuracy_under_attack")) for a in attacks]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "On the intersection of the examples every model classifies correctly (clean accuracy 100 % there):",
