@@ -55,7 +55,8 @@ def test_study_trains_attacks_caches_and_tabulates(tiny_study, tmp_path):
         assert 0 <= inter <= 1 and table["intersection_n_examples"][attack] <= n
     assert entry["clean_accuracy"]["mean"] == pytest.approx(np.mean([c["gradient"]["clean_accuracy"] for c in cells]))
     md = (workdir / "robustness_table.md").read_text()
-    test_mean = np.mean([json.loads((workdir / "runs" / f"ft-s{seed}" / "results.json").read_text())["test_accuracy"] for seed in (0, 1)])
+    results = [json.loads((workdir / "runs" / f"ft-s{seed}" / "results.json").read_text()) for seed in (0, 1)]
+    test_mean = np.mean([r["test_accuracy"] for r in results])
     assert entry["test_accuracy"]["mean"] == pytest.approx(test_mean)
     assert f"| ft | {100 * test_mean:.1f} ± " in md and "Missing cells: none." in md
     assert (workdir / "robustness.png").stat().st_size > 0
