@@ -27,4 +27,5 @@ def get_config(arg=None):
     c.n_examples = 500
     c.genetic.update(n=200, population=20, generations=10)
     c.machine = "2-core x86-64 CPU build machine (no GPU)"
+    c.ledger = "results/robustness_minilm_cells"  # committed: the table outlives runs/
     return c

@@ -9,6 +9,10 @@
   the test split for every model; its report goes to ``RUN/attacks/NAME``, and a report that is
   complete (it has a ``results.json``) is never recomputed.
 
+With ``config.ledger`` set, every finished cell is also recorded there compactly (accuracies and the
+per-example outcomes the table needs), one JSON per (method, seed): committed, it keeps the table
+filling over sittings on machines that do not keep ``runs/``; a cell of the ledger is never recomputed.
+
 Seeds are the outer loop, so an interrupted study has whole seeds of every method first. The table
 aggregates whatever cells exist and lists the missing ones: ``--config.train=False`` tabulates (and
 attacks) only the runs that exist, and ``--config.methods=ft,rift --config.seeds=0`` fills part of it.
@@ -53,6 +57,9 @@ def study_config() -> ml_collections.ConfigDict:
     # about 1,200 forward passes per example).
     c.genetic = ml_collections.ConfigDict(dict(n=500, population=60, generations=20))
     c.train = True  # False: use only runs that exist
+    # Where finished cells are also recorded, compactly (accuracies and the per-example outcomes the
+    # table needs), so a table filled over several sittings survives the loss of runs/; "" = nowhere.
+    c.ledger = ""
     c.machine = ""  # what the table says it was measured on
     return c
 
@@ -96,6 +103,10 @@ def run_study(config, workdir: str | os.PathLike) -> dict:
     write_json_atomic(workdir / "study.json", json.loads(config.to_json()))
     for seed in config.seeds:
         for method in config.methods:
+            ledger = read_ledger(config, method, seed)
+            todo = [a for a in config.attacks if not ledger or attack_settings(config, a).name not in ledger["attacks"]]
+            if not todo:
+                continue  # the whole cell is in the ledger
             run = find_run(config, workdir, method, seed)
             if run is None and config.train:
                 run = workdir / "runs" / f"{method}-s{seed}"
@@ -104,7 +115,7 @@ def run_study(config, workdir: str | os.PathLike) -> dict:
             if run is None:
                 continue
             target = None
-            for attack in config.attacks:
+            for attack in todo:
                 settings = attack_settings(config, attack)
                 out = report_dir(run, settings)
                 if (out / "results.json").is_file():
@@ -112,7 +123,41 @@ def run_study(config, workdir: str | os.PathLike) -> dict:
                 print(f"study: {attack} attack on {method} seed {seed}")
                 target = target or load_target(str(run))
                 run_attack(target, settings, _synonyms(settings.synonyms, settings.k, settings.min_cos), out)
+                record_cell(config, method, seed, run)
+            record_cell(config, method, seed, run)
     return write_table(config, workdir)
+
+
+# --- the ledger: finished cells kept where they outlive runs/ -----------------------------------
+
+
+def _ledger_file(config, method: str, seed: int) -> Path | None:
+    return Path(config.ledger) / f"{method}-s{seed}.json" if config.ledger else None
+
+
+def read_ledger(config, method: str, seed: int) -> dict | None:
+    """The recorded cell of (method, seed): ``{"config", "test_accuracy", "attacks": {report name:
+    {"summary", "clean_correct", "robust"}}}``, or None if none was recorded for this run config."""
+    path = _ledger_file(config, method, seed)
+    if path is None or not path.is_file():
+        return None
+    entry = json.loads(path.read_text())
+    return entry if entry["config"] == json.loads(run_config(config, method, seed).to_json()) else None
+
+
+def record_cell(config, method: str, seed: int, run: Path) -> None:
+    """Add the finished run ``run`` of (method, seed) and its finished attack reports to the ledger."""
+    path = _ledger_file(config, method, seed)
+    if path is None:
+        return
+    entry = read_ledger(config, method, seed) or {
+        "config": json.loads(run_config(config, method, seed).to_json()), "attacks": {}}
+    entry["test_accuracy"] = json.loads((run / "results.json").read_text())["test_accuracy"]
+    for report in sorted((run / "attacks").glob("*/results.json")):
+        summary, clean, robust = _outcomes(report.parent)
+        entry["attacks"][report.parent.name] = {"summary": summary, "clean_correct": sorted(clean), "robust": sorted(robust)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, entry)
 
 
 # --- the table ----------------------------------------------------------------------------------
@@ -131,21 +176,32 @@ def _records(report: Path) -> dict[int, dict]:
     return {r["index"]: r for r in map(json.loads, (report / "examples.jsonl").read_text().splitlines())}
 
 
+def _outcomes(report: Path) -> tuple[dict, set[int], set[int]]:
+    """An attack report's summary, the sampled examples classified correctly, and those not flipped."""
+    records = _records(report)
+    clean = {i for i, r in records.items() if r["reason"] != "misclassified"}
+    return json.loads((report / "results.json").read_text()), clean, {i for i, r in records.items() if _robust(r)}
+
+
 def collect(config, workdir: Path) -> tuple[dict, list[str]]:
-    """``cells[method][seed] = {"test_accuracy", "attacks": {attack: (summary, records)}}`` of every
-    finished cell, and the names of the missing ones."""
+    """``cells[method][seed] = {"test_accuracy", "attacks": {attack: (summary, clean_correct, robust)}}``
+    of every finished cell, from the run directories or else the ledger, and the names of the missing ones."""
     cells, missing = {}, []
     for method in config.methods:
         for seed in config.seeds:
-            run = find_run(config, workdir, method, seed)
-            if run is None:
+            run, ledger = find_run(config, workdir, method, seed), read_ledger(config, method, seed)
+            if run is None and ledger is None:
                 missing.append(f"{method} seed {seed}: training run")
                 continue
-            cell = {"test_accuracy": json.loads((run / "results.json").read_text())["test_accuracy"], "attacks": {}}
+            test = json.loads((run / "results.json").read_text())["test_accuracy"] if run else ledger["test_accuracy"]
+            cell = {"test_accuracy": test, "attacks": {}}
             for attack in config.attacks:
-                report = report_dir(run, attack_settings(config, attack))
-                if (report / "results.json").is_file():
-                    cell["attacks"][attack] = (json.loads((report / "results.json").read_text()), _records(report))
+                name = attack_settings(config, attack).name
+                recorded = (ledger or {"attacks": {}})["attacks"].get(name)
+                if run is not None and (report_dir(run, attack_settings(config, attack)) / "results.json").is_file():
+                    cell["attacks"][attack] = _outcomes(report_dir(run, attack_settings(config, attack)))
+                elif recorded:
+                    cell["attacks"][attack] = (recorded["summary"], set(recorded["clean_correct"]), set(recorded["robust"]))
                 else:
                     missing.append(f"{method} seed {seed}: {attack} attack")
             cells.setdefault(method, {})[seed] = cell
@@ -162,10 +218,7 @@ def summarize_cells(config, cells: dict) -> dict:
     # Intersection, per attack: the sampled examples every finished model classifies correctly.
     common = {}
     for attack in config.attacks:
-        sets = [
-            {i for i, r in c["attacks"][attack][1].items() if r["reason"] != "misclassified"}
-            for seeds in cells.values() for c in seeds.values() if attack in c["attacks"]
-        ]
+        sets = [c["attacks"][attack][1] for seeds in cells.values() for c in seeds.values() if attack in c["attacks"]]
         common[attack] = sorted(set.intersection(*sets)) if sets else []
     methods = {}
     for method in config.methods:  # a method without a finished run gets an empty row
@@ -182,12 +235,12 @@ def summarize_cells(config, cells: dict) -> dict:
             if not done:
                 continue
             # The success rate is undefined (None) for a model that classifies no sampled example correctly.
-            rates = [s["attack_success_rate"] for s, _ in done if s["attack_success_rate"] is not None]
+            rates = [s["attack_success_rate"] for s, *_ in done if s["attack_success_rate"] is not None]
             entry["attacks"][attack] = {
-                "accuracy_under_attack": _stats([s["accuracy_under_attack"] for s, _ in done]),
+                "accuracy_under_attack": _stats([s["accuracy_under_attack"] for s, *_ in done]),
                 "attack_success_rate": _stats(rates) if rates else None,
                 "intersection_accuracy_under_attack": _stats(
-                    [np.mean([_robust(records[i]) for i in common[attack]]) for _, records in done]
+                    [np.mean([i in robust for i in common[attack]]) for _, _, robust in done]
                 ) if common[attack] else None,
                 "n_examples": done[0][0]["n"],
             }
@@ -208,7 +261,7 @@ def summarize_cells(config, cells: dict) -> dict:
 def _clean_accuracy(cell: dict, n: int) -> float | None:
     """Accuracy on the study's sample of ``n`` test examples, from any attack report on all of them
     (an attack on fewer, such as the genetic one, would mix another sample into the mean)."""
-    return next((s["clean_accuracy"] for s, _ in cell["attacks"].values() if s["n"] == n), None)
+    return next((s["clean_accuracy"] for s, *_ in cell["attacks"].values() if s["n"] == n), None)
 
 
 def _fmt(stats: dict | None) -> str:

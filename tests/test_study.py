@@ -89,3 +89,22 @@ def test_one_seed_has_no_std():
     one, two = _stats([0.5]), _stats([0.5, 0.7])
     assert one["std"] is None and _fmt(one) == "50.0 (1)"
     assert two["std"] == pytest.approx(np.std([0.5, 0.7], ddof=1)) and _fmt(two) == "60.0 ± 14.1 (2)"
+
+
+def test_ledger_keeps_the_table_when_the_runs_are_gone(tiny_study, tmp_path):
+    """Finished cells recorded in the ledger tabulate the same without their run directories, and a
+    ledger entry of another run config is not used."""
+    import shutil
+
+    tiny_study.seeds, tiny_study.attacks, tiny_study.ledger = (0,), ("gradient",), str(tmp_path / "ledger")
+    first = run_study(tiny_study, tmp_path / "study")
+    assert sorted(p.name for p in (tmp_path / "ledger").iterdir()) == ["ft-s0.json"]
+    shutil.rmtree(tmp_path / "study")
+    again = run_study(tiny_study, tmp_path / "study")  # training allowed, but nothing is recomputed
+    assert not (tmp_path / "study" / "runs").exists()
+    assert again["missing"] == [] and again["methods"] == first["methods"]
+    tiny_study.train = False
+    entry = json.loads((tmp_path / "ledger" / "ft-s0.json").read_text())
+    entry["config"]["lr"] *= 2
+    (tmp_path / "ledger" / "ft-s0.json").write_text(json.dumps(entry))
+    assert run_study(tiny_study, tmp_path / "study")["missing"] == ["ft seed 0: training run"]
