@@ -196,10 +196,10 @@ def collect(config, workdir: Path) -> tuple[dict, list[str]]:
             test = json.loads((run / "results.json").read_text())["test_accuracy"] if run else ledger["test_accuracy"]
             cell = {"test_accuracy": test, "attacks": {}}
             for attack in config.attacks:
-                name = attack_settings(config, attack).name
-                recorded = (ledger or {"attacks": {}})["attacks"].get(name)
-                if run is not None and (report_dir(run, attack_settings(config, attack)) / "results.json").is_file():
-                    cell["attacks"][attack] = _outcomes(report_dir(run, attack_settings(config, attack)))
+                settings = attack_settings(config, attack)
+                recorded = (ledger or {"attacks": {}})["attacks"].get(settings.name)
+                if run is not None and (report_dir(run, settings) / "results.json").is_file():
+                    cell["attacks"][attack] = _outcomes(report_dir(run, settings))
                 elif recorded:
                     cell["attacks"][attack] = (recorded["summary"], set(recorded["clean_correct"]), set(recorded["robust"]))
                 else:
