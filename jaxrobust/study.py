@@ -114,6 +114,7 @@ def run_study(config, workdir: str | os.PathLike) -> dict:
                 train_and_evaluate(run_config(config, method, seed), run)
             if run is None:
                 continue
+            record_cell(config, method, seed, run)  # the test accuracy, before the first attack
             target = None
             for attack in todo:
                 settings = attack_settings(config, attack)
@@ -124,7 +125,6 @@ def run_study(config, workdir: str | os.PathLike) -> dict:
                 target = target or load_target(str(run))
                 run_attack(target, settings, _synonyms(settings.synonyms, settings.k, settings.min_cos), out)
                 record_cell(config, method, seed, run)
-            record_cell(config, method, seed, run)
     return write_table(config, workdir)
 
 
@@ -135,6 +135,10 @@ def _ledger_file(config, method: str, seed: int) -> Path | None:
     return Path(config.ledger) / f"{method}-s{seed}.json" if config.ledger else None
 
 
+def _config_json(config, method: str, seed: int) -> dict:
+    return json.loads(run_config(config, method, seed).to_json())
+
+
 def read_ledger(config, method: str, seed: int) -> dict | None:
     """The recorded cell of (method, seed): ``{"config", "test_accuracy", "attacks": {report name:
     {"summary", "clean_correct", "robust"}}}``, or None if none was recorded for this run config."""
@@ -142,22 +146,29 @@ def read_ledger(config, method: str, seed: int) -> dict | None:
     if path is None or not path.is_file():
         return None
     entry = json.loads(path.read_text())
-    return entry if entry["config"] == json.loads(run_config(config, method, seed).to_json()) else None
+    return entry if entry["config"] == _config_json(config, method, seed) else None
+
+
+def _cell(config, method: str, seed: int, run: Path | None) -> dict | None:
+    """The cell of (method, seed) in the ledger's form: the recorded entry updated from the finished run
+    directory ``run`` (whose test accuracy and attack reports win), or None if there is neither."""
+    entry = read_ledger(config, method, seed)
+    if run is None:
+        return entry
+    entry = entry or {"config": _config_json(config, method, seed), "attacks": {}}
+    entry["test_accuracy"] = json.loads((run / "results.json").read_text())["test_accuracy"]
+    for report in sorted((run / "attacks").glob("*/results.json")):
+        summary, clean, robust = _outcomes(report.parent)
+        entry["attacks"][report.parent.name] = {"summary": summary, "clean_correct": sorted(clean), "robust": sorted(robust)}
+    return entry
 
 
 def record_cell(config, method: str, seed: int, run: Path) -> None:
     """Add the finished run ``run`` of (method, seed) and its finished attack reports to the ledger."""
     path = _ledger_file(config, method, seed)
-    if path is None:
-        return
-    entry = read_ledger(config, method, seed) or {
-        "config": json.loads(run_config(config, method, seed).to_json()), "attacks": {}}
-    entry["test_accuracy"] = json.loads((run / "results.json").read_text())["test_accuracy"]
-    for report in sorted((run / "attacks").glob("*/results.json")):
-        summary, clean, robust = _outcomes(report.parent)
-        entry["attacks"][report.parent.name] = {"summary": summary, "clean_correct": sorted(clean), "robust": sorted(robust)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, entry)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, _cell(config, method, seed, run))
 
 
 # --- the table ----------------------------------------------------------------------------------
@@ -189,18 +200,14 @@ def collect(config, workdir: Path) -> tuple[dict, list[str]]:
     cells, missing = {}, []
     for method in config.methods:
         for seed in config.seeds:
-            run, ledger = find_run(config, workdir, method, seed), read_ledger(config, method, seed)
-            if run is None and ledger is None:
+            entry = _cell(config, method, seed, find_run(config, workdir, method, seed))
+            if entry is None:
                 missing.append(f"{method} seed {seed}: training run")
                 continue
-            test = json.loads((run / "results.json").read_text())["test_accuracy"] if run else ledger["test_accuracy"]
-            cell = {"test_accuracy": test, "attacks": {}}
+            cell = {"test_accuracy": entry["test_accuracy"], "attacks": {}}
             for attack in config.attacks:
-                settings = attack_settings(config, attack)
-                recorded = (ledger or {"attacks": {}})["attacks"].get(settings.name)
-                if run is not None and (report_dir(run, settings) / "results.json").is_file():
-                    cell["attacks"][attack] = _outcomes(report_dir(run, settings))
-                elif recorded:
+                recorded = entry["attacks"].get(attack_settings(config, attack).name)
+                if recorded:
                     cell["attacks"][attack] = (recorded["summary"], set(recorded["clean_correct"]), set(recorded["robust"]))
                 else:
                     missing.append(f"{method} seed {seed}: {attack} attack")
