@@ -157,9 +157,11 @@ def _cell(config, method: str, seed: int, run: Path | None) -> dict | None:
         return entry
     entry = entry or {"config": _config_json(config, method, seed), "attacks": {}}
     entry["test_accuracy"] = json.loads((run / "results.json").read_text())["test_accuracy"]
-    for report in sorted((run / "attacks").glob("*/results.json")):
-        summary, clean, robust = _outcomes(report.parent)
-        entry["attacks"][report.parent.name] = {"summary": summary, "clean_correct": sorted(clean), "robust": sorted(robust)}
+    for attack in config.attacks:  # only the study's own attacks: the run may hold others, run by hand
+        report = report_dir(run, attack_settings(config, attack))
+        if (report / "results.json").is_file():
+            summary, clean, robust = _outcomes(report)
+            entry["attacks"][report.name] = {"summary": summary, "clean_correct": sorted(clean), "robust": sorted(robust)}
     return entry
 
 

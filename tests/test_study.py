@@ -9,7 +9,7 @@ import pytest
 
 from jaxrobust import cli
 from jaxrobust.configs import load_config
-from jaxrobust.study import _fmt, _stats, run_study, study_config
+from jaxrobust.study import _fmt, _stats, record_cell, run_study, study_config
 
 TINY_EXPERIMENT = '''
 from jaxrobust.train import default_config
@@ -99,6 +99,11 @@ def test_ledger_keeps_the_table_when_the_runs_are_gone(tiny_study, tmp_path):
     tiny_study.seeds, tiny_study.attacks, tiny_study.ledger = (0,), ("gradient",), str(tmp_path / "ledger")
     first = run_study(tiny_study, tmp_path / "study")
     assert sorted(p.name for p in (tmp_path / "ledger").iterdir()) == ["ft-s0.json"]
+    run = tmp_path / "study" / "runs" / "ft-s0"
+    (report,) = (run / "attacks").iterdir()
+    shutil.copytree(report, run / "attacks" / "run-by-hand")  # an attack of the user's, not the study's
+    record_cell(tiny_study, "ft", 0, run)
+    assert list(json.loads((tmp_path / "ledger" / "ft-s0.json").read_text())["attacks"]) == [report.name]
     shutil.rmtree(tmp_path / "study")
     again = run_study(tiny_study, tmp_path / "study")  # training allowed, but nothing is recomputed
     assert not (tmp_path / "study" / "runs").exists()
