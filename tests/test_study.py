@@ -92,8 +92,8 @@ def test_one_seed_has_no_std():
 
 
 def test_ledger_keeps_the_table_when_the_runs_are_gone(tiny_study, tmp_path):
-    """Finished cells recorded in the ledger tabulate the same without their run directories, and a
-    ledger entry of another run config is not used."""
+    """Finished cells recorded in the ledger tabulate the same without their run directories; the ledger
+    holds only the study's own attacks, and a ledger entry of another run config is not used."""
     import shutil
 
     tiny_study.seeds, tiny_study.attacks, tiny_study.ledger = (0,), ("gradient",), str(tmp_path / "ledger")
