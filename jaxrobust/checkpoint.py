@@ -7,6 +7,7 @@ live model, so shapes, dtypes and shardings are checked and kept.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +33,25 @@ class Checkpoints:
 
     def __init__(self, directory: str | Path, keep: int, save_every: int = 1):
         self.directory = Path(directory).absolute()
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, save_interval_steps=save_every, create=True)
+        # Synchronous saves: every save is waited for anyway (a killed run must find it complete), and
+        # orbax's async path logs "Waiting for previous save to complete" for each of those waits.
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep, save_interval_steps=save_every, create=True, enable_async_checkpointing=False
+        )
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
+    def all_steps(self) -> list[int]:
+        return list(self.manager.all_steps())
+
+    def delete(self, step: int) -> None:
+        self.manager.delete(step)
+
     def save(self, step: int, objects: dict[str, Any], meta: dict, force: bool = False) -> None:
         if step in self.manager.all_steps():  # a resumed run replaying a step: keep one copy
-            self.manager.delete(step)
+            self.delete(step)
         state = {name: nnx.to_pure_dict(_state(name, obj)) for name, obj in objects.items()}
         self.manager.save(
             step,
@@ -58,7 +69,7 @@ class Checkpoints:
                 step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore())
             )
         except Exception as e:  # orbax raises many types for damaged or foreign checkpoints
-            msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            msg = textwrap.shorten((str(e).strip().splitlines() or [type(e).__name__])[0], 200, placeholder=" ...")
             raise JaxRobustError(
                 f"checkpoint {self.directory / str(step)} is corrupt or does not fit this model: {msg}"
             ) from e

@@ -71,3 +71,34 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
     if current is not None and type(value) is not type(current):
         raise JaxRobustError(f"override {key}={raw!r}: expected {type(current).__name__}, got {type(value).__name__}")
     node[leaf] = value
+
+
+def config_reference(source: Path = Path(__file__).with_name("train.py"), function: str = "default_config") -> str:
+    """Every ``--config.KEY`` of the default training config with its default and meaning, read from
+    the comments of ``default_config`` (parsed, not imported: ``--help`` needs no jax)."""
+    text = source.read_text()
+    lines = text.splitlines()
+    body = next(n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.FunctionDef) and n.name == function).body
+
+    def row(key: str, value: ast.expr, indent: str) -> str:
+        line = lines[value.lineno - 1]
+        meaning = line.split("  # ", 1)[1] if "  # " in line else ""
+        return f"{indent}--config.{key}={_cli_value(ast.literal_eval(value))}".ljust(44) + f" {meaning}".rstrip()
+
+    out = []
+    for node in body:
+        if not (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Attribute)):
+            continue
+        key = node.targets[0].attr
+        if isinstance(node.value, ast.Call):  # a settings group ConfigDict(dict(k=v, ...)), its comment above it
+            out.append("  " + lines[node.lineno - 2].strip().lstrip("# "))
+            out += [row(f"{key}.{kw.arg}", kw.value, "    ") for kw in node.value.args[0].keywords]
+        else:
+            out.append(row(key, node.value, "  "))
+    return "\n".join(out)
+
+
+def _cli_value(value) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return (value or "''") if isinstance(value, str) else str(value)

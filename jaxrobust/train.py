@@ -12,10 +12,10 @@ and ends with bitwise-identical parameters and metrics: the data order depends o
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -42,6 +42,8 @@ from jaxrobust.objectives import get_objective
 from jaxrobust.objectives.ft import classifier_logits
 from jaxrobust.objectives.infonce import balanced_batches
 from jaxrobust.objectives.substitutions import TokenSubstitutions, token_substitutions
+from jaxrobust.outputs import claim_run_dir, clear_run_dir, is_run_dir
+from jaxrobust.validation import check_classes, check_train_config
 
 # Batch arrays the train step reads (the host-side "index" stays behind); slots: word-substituting objectives.
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "labels", "weights", "slot_ids", "slot_mask")
@@ -50,45 +52,68 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "labels", "weig
 def default_config() -> ml_collections.ConfigDict:
     """Every key a fine-tuning run reads; experiments start from this and change what they need."""
     c = ml_collections.ConfigDict()
-    c.task = "rotten_tomatoes"
-    c.text_field = "text"  # for csv:/jsonl: tasks
-    c.label_field = "label"
-    c.text_b_field = ""
-    c.model = "bundle:minilm-l6"
-    c.objective = "ft"
-    c.seed = 0
-    c.max_length = 64
+    c.task = "rotten_tomatoes"  # a task name (`data describe`), or your own csv:PATH / jsonl:PATH
+    c.text_field = "text"  # csv:/jsonl: tasks: the column holding the text
+    c.label_field = "label"  # csv:/jsonl: tasks: the column holding the label
+    c.text_b_field = ""  # csv:/jsonl: tasks: the second text of a pair task ("" for none)
+    c.label_names = ()  # csv:/jsonl: tasks: the labels in class order, e.g. neg,pos (empty: sorted, integers numerically)
+    c.dev_file = ""  # csv:/jsonl: tasks: a file of dev examples ("" cuts dev from the task's file)
+    c.test_file = ""  # csv:/jsonl: tasks: a file of test examples ("" cuts test from the task's file)
+    c.model = "bundle:minilm-l6"  # the pretrained model: a Hugging Face directory, bundle:ID, hub id or a run
+    c.objective = "ft"  # the training loss: ft, adv, freelb, ascc or rift
+    c.seed = 0  # head initialisation, data order and dropout
+    c.max_length = 64  # tokens per text; longer texts are cut
     c.buckets = (32, 64)  # token lengths a batch is padded to; the largest must be >= max_length
-    c.batch_size = 32
-    c.eval_batch_size = 64
-    c.epochs = 1
+    c.batch_size = 32  # training examples per step (a multiple of the devices)
+    c.eval_batch_size = 64  # examples per evaluation batch (a multiple of the devices)
+    c.epochs = 1  # passes over the training split
     c.max_steps = 0  # > 0: stop after this many steps (shortened runs)
     c.train_subset = 0  # > 0: use this many training examples (a fixed, seed-independent sample)
     c.eval_subset = 0  # > 0: evaluate dev and test on this many examples
-    c.lr = 5e-5
-    c.warmup_ratio = 0.1
-    c.weight_decay = 0.01
-    c.grad_clip = 1.0
+    c.lr = 5e-5  # peak AdamW learning rate (linear warm-up, then linear decay to 0)
+    c.warmup_ratio = 0.1  # share of the steps spent warming up, in [0, 1)
+    c.weight_decay = 0.01  # AdamW weight decay (not on biases and LayerNorm scales)
+    c.grad_clip = 1.0  # global gradient-norm clip
     c.eval_every_steps = 0  # 0: at the end of every epoch
-    c.checkpoint_every_steps = 100
-    c.keep_checkpoints = 2
-    c.log_every_steps = 10
+    c.checkpoint_every_steps = 100  # training checkpoints (also at every epoch end and the last step)
+    c.keep_checkpoints = 2  # training checkpoints kept: a corrupt newest one falls back to the one before
+    c.log_every_steps = 10  # steps between records in metrics.jsonl
     c.distributed = False  # multi-host: call jax.distributed.initialize() first
-    c.offline_alternative = ""  # experiment named when the hub cannot be reached (hub-sized experiments)
-    # FreeLB (objective "freelb"): ascent steps on the word embeddings, their step size, the initial
-    # noise magnitude and the L2 radius (0: unbounded); Zhu et al.'s GLUE defaults.
-    c.freelb = ml_collections.ConfigDict(dict(steps=3, adv_lr=0.1, init_mag=0.6, max_norm=0.0))
-    # A2T-style augmentation (objective "adv"): the share of each batch attacked, and the share of
-    # its tokens the attack may substitute.
-    c.adv = ml_collections.ConfigDict(dict(share=0.5, budget=0.1))
-    # Synonyms of the objectives that substitute words (adv, ascc, rift): a source of
-    # jaxrobust.attacks.synonyms, at most k single-token candidates per word with cosine >= min_cos.
-    c.synonyms = ml_collections.ConfigDict(dict(source="glove-cf", k=8, min_cos=0.5))
-    # ASCC inner maximisation (ascc, rift): Adam steps and learning rate on the weight logits, the
-    # entropy penalty; beta weighs the KL term of the ascc objective.
-    c.ascc = ml_collections.ConfigDict(dict(steps=10, lr=1.0, entropy_weight=1.0, beta=4.0))
-    # RIFT: loss weights, InfoNCE temperature, projection heads (METHODS.md section 1; IMDB settings).
-    c.rift = ml_collections.ConfigDict(dict(w_clean=1.0, w_kl=10.0, w_mi=0.1, tau=0.2, head_hidden=512, head_dim=256))
+    c.offline_alternative = ""  # an experiment to name when the hub cannot be reached (hub-sized experiments)
+    # FreeLB (objective "freelb"), Zhu et al.'s GLUE defaults.
+    c.freelb = ml_collections.ConfigDict(dict(
+        steps=3,  # ascent steps on the word embeddings
+        adv_lr=0.1,  # ascent step size
+        init_mag=0.6,  # magnitude of the initial random perturbation
+        max_norm=0.0,  # L2 radius of the perturbation (0: unbounded)
+    ))
+    # A2T-style augmentation (objective "adv").
+    c.adv = ml_collections.ConfigDict(dict(
+        share=0.5,  # share of each batch that is attacked, in (0, 1]
+        budget=0.1,  # share of a text's tokens the attack may substitute, in (0, 1]
+    ))
+    # Synonyms of the objectives that substitute words (adv, ascc, rift); --config.synonyms=SOURCE sets the source.
+    c.synonyms = ml_collections.ConfigDict(dict(
+        source="glove-cf",  # glove-cf, wordnet, counterfitted:PATH or embedding:MODEL (see `synonyms describe`)
+        k=8,  # single-token candidates per word at most
+        min_cos=0.5,  # minimum cosine of a candidate (sources with scores), in [-1, 1]
+    ))
+    # ASCC inner maximisation (objectives ascc and rift).
+    c.ascc = ml_collections.ConfigDict(dict(
+        steps=10,  # Adam steps on the convex-combination weight logits
+        lr=1.0,  # their learning rate
+        entropy_weight=1.0,  # entropy penalty pushing each word's weights towards one real word
+        beta=4.0,  # weight of the KL term of the ascc objective
+    ))
+    # RIFT (METHODS.md section 1; IMDB settings).
+    c.rift = ml_collections.ConfigDict(dict(
+        w_clean=1.0,  # weight of the clean cross-entropy
+        w_kl=10.0,  # weight of KL(p(x) || p(adversarial x))
+        w_mi=0.1,  # weight of the class-conditional InfoNCE to the frozen teacher
+        tau=0.2,  # InfoNCE temperature
+        head_hidden=512,  # hidden width of the per-class projection heads
+        head_dim=256,  # output width of the projection heads
+    ))
     return c
 
 
@@ -103,6 +128,30 @@ class Prepared:
     skipped: int
 
 
+def task_of(config) -> Task:
+    """The task of ``config``, with the label names and dev/test files of a csv:/jsonl: task."""
+    return get_task(
+        config.task, config.text_field, config.label_field, config.text_b_field or None,
+        label_names=tuple(map(str, config.label_names)) or None, dev=config.dev_file or None, test=config.test_file or None,
+    )
+
+
+def resolve_paths(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A copy of ``config`` with its local files (``csv:``/``jsonl:`` tasks, dev and test files, a
+    model directory) made absolute, so that the run works from any folder."""
+    config = copy.deepcopy(config)
+    kind, sep, path = config.task.partition(":")
+    if sep and kind in ("csv", "jsonl"):
+        config.task = f"{kind}:{Path(path).expanduser().resolve()}"
+    for key in ("dev_file", "test_file"):
+        if config[key]:
+            config[key] = str(Path(config[key]).expanduser().resolve())
+    model = Path(config.model).expanduser()
+    if not config.model.startswith("bundle:") and model.is_dir():
+        config.model = str(model.resolve())
+    return config
+
+
 def take_subset(items: list, n: int) -> list:
     """``n`` items (all if ``n`` is 0 or too large) drawn by the fixed split seed, in their order."""
     if not 0 < n < len(items):
@@ -113,10 +162,8 @@ def take_subset(items: list, n: int) -> list:
 
 def prepare(config: ml_collections.ConfigDict) -> Prepared:
     """Task splits encoded for the model named in ``config``, and the model itself."""
-    if max(config.buckets) < config.max_length:
-        raise JaxRobustError(f"largest bucket {max(config.buckets)} is below max_length {config.max_length}")
     try:
-        task = get_task(config.task, config.text_field, config.label_field, config.text_b_field or None)
+        task = task_of(config)
         splits = task.load()
         classifier = load_classifier(config.model, task.num_labels, seed=config.seed)
     except HubUnreachable as e:
@@ -276,17 +323,36 @@ def holds_config(workdir: Path, config) -> bool:
         return False
     previous = default_config()  # a run saved before a setting existed ran with its default
     previous.update(json.loads(saved.read_text()))
-    return json.loads(previous.to_json()) == json.loads(config.to_json())
+    return json.loads(previous.to_json()) == json.loads(resolve_paths(config).to_json())
 
 
-def _check_workdir(workdir: Path, config, overwrite: bool) -> None:
-    """Refuse to mix runs: a workdir holding a different config is an error unless ``overwrite``."""
+def _must_clear(workdir: Path, config, overwrite: bool) -> bool:
+    """Whether the run files in ``workdir`` must be removed before this run starts; refuses to mix
+    runs (a different config is an error unless ``overwrite``) and never touches a folder that is
+    not a jaxrobust run. Writes nothing."""
     if not (workdir / "config.json").exists():
-        return
-    if not overwrite and not holds_config(workdir, config):
-        raise JaxRobustError(f"{workdir} holds a run with a different config; use --overwrite to replace it")
+        return False
+    if not is_run_dir(workdir):
+        raise JaxRobustError(f"{workdir} holds a config.json that is not a jaxrobust run; choose another --workdir")
     if overwrite:
-        shutil.rmtree(workdir)
+        return True
+    if holds_config(workdir, config):
+        return False  # the same run: resumed
+    if not any(p.name.isdigit() for p in (workdir / "checkpoints").glob("*")):
+        return True  # a run that never saved a step (e.g. stopped at step 1) has nothing to lose
+    raise JaxRobustError(f"{workdir} holds a run with a different config; use --overwrite to replace it")
+
+
+def _resume(checkpoints: Checkpoints, objects: dict, progress: dict) -> tuple[int, dict]:
+    """Restore the newest intact training checkpoint into ``objects``: ``(step, progress)``, or
+    ``(0, progress)`` for a new run. A damaged checkpoint is removed and the one before it used."""
+    for step in sorted(checkpoints.all_steps(), reverse=True):
+        try:
+            return step, checkpoints.restore(step, objects)
+        except JaxRobustError as e:
+            print(f"warning: {e}; removing it and trying the checkpoint before", file=sys.stderr)
+            checkpoints.delete(step)
+    return 0, progress
 
 
 def train_and_evaluate(
@@ -298,23 +364,26 @@ def train_and_evaluate(
 ) -> dict:
     """Train, select on dev, evaluate on test; write ``results.json`` in ``workdir`` and return it.
 
-    ``on_step(step)`` is called after every completed step (tests use it to interrupt a run).
+    The whole configuration is checked and the task and model are loaded before anything is
+    written, so a rejected command leaves no trace. ``on_step(step)`` is called after every
+    completed step (tests use it to interrupt a run).
     """
     if config.distributed:
         jax.distributed.initialize()
     workdir = Path(workdir)
-    _check_workdir(workdir, config, overwrite)
-    prepared = prepare(config)  # before anything is written: a missing model or task leaves no run behind
-    workdir.mkdir(parents=True, exist_ok=True)
+    check_train_config(config, jax.device_count())
+    config = resolve_paths(config)
+    clear = _must_clear(workdir, config, overwrite)
+    prepared = prepare(config)  # a missing model or task, or bad data, leaves no run behind
+    check_classes(config, prepared.task.num_labels)
+    if clear:
+        clear_run_dir(workdir)
+    claim_run_dir(workdir)
     write_json_atomic(workdir / "config.json", json.loads(config.to_json()))
     objective = get_objective(config.objective)
     model = prepared.classifier.model  # what is evaluated, selected and exported
     pad_id = prepared.classifier.tokenizer.pad_token_id
     num_labels = prepared.task.num_labels
-    if config.batch_size % jax.device_count() or config.eval_batch_size % jax.device_count():
-        raise JaxRobustError(f"batch sizes must be multiples of the {jax.device_count()} devices")
-    if objective.balanced and config.batch_size % num_labels:
-        raise JaxRobustError(f"objective {config.objective} needs a batch size divisible by the {num_labels} classes")
     # What the optimizer updates: the model, or a module holding it (RIFT: heads and a frozen teacher).
     trained = objective.wrap(model, num_labels, config) if objective.wrap else model
 
@@ -334,9 +403,8 @@ def train_and_evaluate(
     best_checkpoint = Checkpoints(workdir / "best", keep=1)
     log = MetricsLog(workdir / "metrics.jsonl")
     progress = dict(best_dev_accuracy=-1.0, best_step=0, train_seconds=0.0, steady_seconds=0.0, steady_examples=0)
-    start = checkpoints.latest_step() or 0
+    start, progress = _resume(checkpoints, {"model": trained, "optimizer": optimizer}, progress)
     if start:
-        progress = checkpoints.restore(start, {"model": trained, "optimizer": optimizer})
         print(f"resuming {workdir} from step {start}", file=sys.stderr)
     log.truncate_after(start)
 
@@ -400,9 +468,11 @@ def train_and_evaluate(
         "n_dev": dev["n"],
         "n_test": test["n"],
         "skipped_empty_texts": prepared.skipped,
-        "train_seconds": round(progress["train_seconds"], 2),
-        # Steady-state throughput: steps that triggered a compilation are left out.
-        "examples_per_second": round(progress["steady_examples"] / max(progress["steady_seconds"], 1e-9), 2),
+        "train_seconds": round(progress["train_seconds"], 2),  # all steps, those before a resume included
+        # Steady-state throughput: steps that triggered a compilation are left out (None: every step compiled).
+        "examples_per_second": (
+            round(progress["steady_examples"] / progress["steady_seconds"], 2) if progress["steady_seconds"] else None
+        ),
         "train_step_compilations": train_step.traces_of(),  # this session's, one per bucket shape
         "devices": jax.device_count(),
         "platform": jax.devices()[0].platform,
@@ -425,7 +495,7 @@ def load_run(workdir: str | os.PathLike) -> tuple[ml_collections.ConfigDict, Pre
         config.update(json.loads((workdir / "config.json").read_text()))
     except (ValueError, TypeError, KeyError) as e:
         raise JaxRobustError(f"{workdir / 'config.json'} is not a valid run config ({e})") from None
-    config.buckets = tuple(config.buckets)
+    config.buckets, config.label_names = tuple(config.buckets), tuple(config.label_names)
     prepared = prepare(config)
     checkpoints = Checkpoints(best, keep=1)
     step = checkpoints.latest_step()

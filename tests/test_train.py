@@ -45,22 +45,48 @@ def test_loss_decreases_and_results_are_written(tiny_config, tmp_path):
     assert results["train_step_compilations"] == 2 and results["total_steps"] > 10
 
 
-def test_interrupted_run_resumes_bitwise(tiny_config, tmp_path):
+class _StepClock:
+    """Stands in for ``time`` in jaxrobust.train: every timed step lasts exactly one second."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def perf_counter(self) -> float:
+        self.calls += 1
+        return self.calls // 2  # t0 = n, end = n + 1 (the calls come in pairs around each step)
+
+
+def test_interrupted_run_resumes_bitwise(tiny_config, tmp_path, monkeypatch, capsys):
+    import jaxrobust.train
+
+    tiny_config.checkpoint_every_steps = 2
+    monkeypatch.setattr(jaxrobust.train, "time", _StepClock())
     straight = train_and_evaluate(tiny_config, tmp_path / "a")
 
     class Killed(Exception):
         pass
 
     def kill_at(step):
-        if step == 7:  # between the checkpoints at steps 4 and 8
+        if step == 7:  # after the checkpoints at steps 4 and 6 (two are kept)
             raise Killed
 
+    monkeypatch.setattr(jaxrobust.train, "time", _StepClock())
     with pytest.raises(Killed):
         train_and_evaluate(tiny_config, tmp_path / "b", on_step=kill_at)
+    # The newest checkpoint was damaged (a crash while writing it): the run falls back to step 4.
+    for f in (tmp_path / "b" / "checkpoints" / "6").rglob("*"):
+        if f.is_file() and f.stat().st_size > 0 and "meta" not in str(f):
+            f.write_bytes(b"\0" * 7)
+    capsys.readouterr()
+    monkeypatch.setattr(jaxrobust.train, "time", _StepClock())
     resumed = train_and_evaluate(tiny_config, tmp_path / "b")
+    err = capsys.readouterr().err
+    assert "checkpoint" in err and "6 is corrupt" in err and "resuming" in err and "from step 4" in err
 
-    timing = {"train_seconds", "examples_per_second", "train_step_compilations"}
+    timing = {"examples_per_second", "train_step_compilations"}
     assert {k: v for k, v in straight.items() if k not in timing} == {k: v for k, v in resumed.items() if k not in timing}
+    # train_seconds counts the 4 steps before the checkpoint and the 84 after it, one second each.
+    assert straight["train_seconds"] == resumed["train_seconds"] == straight["total_steps"]
     assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "b" / "metrics.jsonl").read_text()
     final = straight["total_steps"]
     params = [_checkpointed_params(tiny_config, tmp_path / run, final, final) for run in ("a", "b")]
@@ -80,19 +106,6 @@ def test_corrupt_checkpoint_is_named(tiny_config, tmp_path):
     tiny_config.max_steps = 4
     with pytest.raises(JaxRobustError, match="checkpoint .*4 is corrupt or does not fit"):
         _checkpointed_params(tiny_config, tmp_path / "run", 4, 4)
-
-
-def test_divergence_stops_with_a_clear_message(tiny_config, tmp_path, monkeypatch):
-    from jaxrobust import objectives
-
-    def nan_loss(model, batch, rng, config):
-        loss, metrics = objectives.ft_loss(model, batch, rng, config)
-        return loss * jnp.nan, metrics
-
-    monkeypatch.setitem(objectives.OBJECTIVES, "nan", objectives.Objective(nan_loss))
-    tiny_config.objective = "nan"
-    with pytest.raises(JaxRobustError, match="loss is nan at step 1: training diverged"):
-        train_and_evaluate(tiny_config, tmp_path / "run")
 
 
 def test_batches_keep_every_example_once():
@@ -122,6 +135,54 @@ def test_unknown_task_and_override_key(tiny_config, tmp_path):
     tiny_config.task = "not_a_task"
     with pytest.raises(JaxRobustError, match="unknown task 'not_a_task'; known tasks: .*rotten_tomatoes"):
         train_and_evaluate(tiny_config, tmp_path / "run")
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("batch_size", 0, "--config.batch_size must be a positive integer, got 0"),
+        ("batch_size", -4, "--config.batch_size must be a positive integer, got -4"),
+        ("eval_batch_size", 0, "--config.eval_batch_size must be a positive integer"),
+        ("epochs", 0, "--config.epochs must be a positive integer, got 0"),
+        ("epochs", -1, "--config.epochs must be a positive integer, got -1"),
+        ("max_steps", -2, "--config.max_steps must be 0 \\(no limit\\) or a positive integer"),
+        ("objective", "magic", "unknown objective 'magic'; known: ft, adv"),
+        ("lr", 0.0, "--config.lr must be a number in \\(0, inf\\)"),
+        ("lr", float("nan"), "--config.lr must be a number"),
+        ("warmup_ratio", 1.0, "--config.warmup_ratio must be a number in \\[0, 1\\)"),
+        ("buckets", (0, 16), "--config.buckets must be positive token lengths"),
+        ("max_length", 32, "largest bucket 16 is below max_length 32"),
+        ("synonyms.k", 0, "--config.synonyms.k must be a positive integer"),
+        ("synonyms.source", "nope", "unknown synonym source 'nope'"),
+        ("ascc.steps", 0, "--config.ascc.steps must be a positive integer"),
+        ("rift.tau", 0.0, "--config.rift.tau must be a number in \\(0, inf\\)"),
+        ("batch_size", 7, "objective rift needs --config.batch_size divisible by the 2 classes, got 7"),
+    ],
+)
+def test_a_rejected_config_leaves_nothing_behind(tiny_config, tmp_path, key, value, message):
+    """Each bad setting has its own message, before anything is written: the corrected command runs."""
+    if key.split(".")[0] in ("synonyms", "ascc", "rift") or value == 7:
+        tiny_config.objective = "rift"
+    node, leaf = (tiny_config[key.split(".")[0]], key.split(".")[1]) if "." in key else (tiny_config, key)
+    node[leaf] = value
+    with pytest.raises(JaxRobustError, match=message):
+        train_and_evaluate(tiny_config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_divergence_stops_and_the_corrected_config_needs_no_overwrite(tiny_config, tmp_path, monkeypatch):
+    from jaxrobust import objectives
+
+    def nan_loss(model, batch, rng, config):
+        loss, metrics = objectives.ft_loss(model, batch, rng, config)
+        return loss * jnp.nan, metrics
+
+    monkeypatch.setitem(objectives.OBJECTIVES, "nan", objectives.Objective(nan_loss))
+    tiny_config.objective, tiny_config.max_steps = "nan", 2
+    with pytest.raises(JaxRobustError, match="loss is nan at step 1: training diverged"):
+        train_and_evaluate(tiny_config, tmp_path / "run")
+    tiny_config.objective = "ft"  # the corrected command: no --overwrite needed, nothing was trained
+    assert train_and_evaluate(tiny_config, tmp_path / "run")["total_steps"] == 2
 
 
 def test_workdir_with_other_config_is_refused(tiny_config, tmp_path):

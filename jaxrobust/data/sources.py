@@ -5,6 +5,8 @@ from __future__ import annotations
 import bz2
 import csv
 import html
+import os
+import re
 
 from jaxrobust import assets
 from jaxrobust.data.tasks import TASKS, Splits, Task, make_examples, register, split_80_10_10, stratified_split
@@ -144,18 +146,54 @@ register(
 # --- Hugging Face hub datasets ----------------------------------------------------------------
 
 
+# Exception classes that mean "the hub could not be reached". Matched by name anywhere in the
+# class's ancestry: the same failure arrives as the builtin ConnectionError, requests', httpx's or
+# huggingface_hub's class depending on the installed versions, and importing each one to test
+# isinstance would tie this module to all of them. LocalEntryNotFoundError: not cached, and the
+# hub could not be asked. Not the builtin TimeoutError: a cache lock's timeout (filelock) is one.
+_UNREACHABLE_TYPES = {
+    "ConnectionError", "ConnectError", "ConnectTimeout", "ReadTimeout", "TimeoutException", "NetworkError",
+    "OfflineModeIsEnabled", "LocalEntryNotFoundError",
+}
+_UNREACHABLE_MESSAGE = re.compile(r"(couldn't|could not|cannot|can't|unable to|failed to) (reach|connect)", re.IGNORECASE)
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
+def _hub_offline() -> bool:
+    # As huggingface_hub reads it; from the environment now, not from its constant set at import.
+    return os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _is_unreachable(e: BaseException) -> bool:
+    if {c.__name__ for c in type(e).__mro__} & _UNREACHABLE_TYPES:
+        return True
+    if isinstance(e, OSError) and (_UNREACHABLE_MESSAGE.search(str(e)) or _hub_offline()):
+        return True  # offline, a dataset that is not cached is "not found": it means "not reachable"
+    return False
+
+
 def _hub_split(path: str, name: str | None, split: str):
-    """One split of a hub dataset; offline, one line that names the offline tasks."""
+    """One split of a hub dataset. Only a failure to reach the hub is HubUnreachable (whose message
+    names the offline tasks); a dataset the hub does not have, or any other failure, says so."""
     import datasets
 
+    dataset = f"{path}{'/' + name if name else ''}"
     try:
         return datasets.load_dataset(path, name, split=split)
-    except Exception as e:  # datasets raises many types for "no network"; all mean the same here
-        offline = sorted(n for n, t in TASKS.items() if t.source.startswith("bundle:"))
-        raise HubUnreachable(
-            f"could not load {path}{'/' + name if name else ''} from the Hugging Face hub "
-            f"({type(e).__name__}); offline tasks: {', '.join(offline)}"
-        ) from e
+    except Exception as e:
+        if _is_unreachable(e):
+            offline = sorted(n for n, t in TASKS.items() if t.source.startswith("bundle:"))
+            raise HubUnreachable(
+                f"could not load {dataset} from the Hugging Face hub ({type(e).__name__}: {_first_line(e)}); "
+                f"offline tasks: {', '.join(offline)}"
+            ) from e
+        if isinstance(e, FileNotFoundError):  # datasets' DatasetNotFoundError is one
+            raise JaxRobustError(f"dataset {dataset} not found on the hub ({_first_line(e)})") from e
+        raise JaxRobustError(f"could not load dataset {dataset} ({type(e).__name__}: {_first_line(e)})") from e
 
 
 def _rows(ds, fields: tuple[str, ...]):

@@ -6,8 +6,6 @@ import copy
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,6 +16,7 @@ from jaxrobust.errors import JaxRobustError
 from jaxrobust.models.config import FAMILIES, EncoderConfig
 from jaxrobust.models.encoder import SequenceClassifier
 from jaxrobust.models.weights import load_hf_weights, read_safetensors, to_hf_state_dict
+from jaxrobust.outputs import is_run_dir, write_export
 
 _HF_CLASS = {
     "bert": "BertForSequenceClassification",
@@ -75,9 +74,12 @@ def load_classifier(ref: str, num_labels: int | None = None, *, seed: int = 0, t
     """Model + tokenizer + config from a directory, ``bundle:ID`` or hub id.
 
     The encoder must be complete in the checkpoint; a missing head is initialised from ``seed``.
-    The model is returned in eval mode (dropout off); call ``model.train()`` to train it.
+    A jaxrobust training run's directory gives its best-on-dev classifier. The model is returned in
+    eval mode (dropout off); call ``model.train()`` to train it.
     """
     path = assets.resolve(ref)
+    if is_run_dir(path):
+        return _run_classifier(path, num_labels)
     hf_config = load_hf_config(path, num_labels)
     cfg = EncoderConfig.from_hf(hf_config, num_labels)
     weights = read_safetensors(weight_files(path))
@@ -87,17 +89,32 @@ def load_classifier(ref: str, num_labels: int | None = None, *, seed: int = 0, t
     return LoadedClassifier(model, load_tokenizer(path) if tokenizer else None, cfg, hf_config, path, fresh)
 
 
+def _run_classifier(run: Path, num_labels: int | None) -> LoadedClassifier:
+    from jaxrobust.train import load_run  # training builds on this module
+
+    _, prepared = load_run(run)
+    if num_labels is not None and num_labels != prepared.task.num_labels:
+        raise JaxRobustError(f"{run} is a run of {prepared.task.num_labels} classes, not {num_labels}")
+    return prepared.classifier
+
+
 def export_classifier(
-    loaded: LoadedClassifier, out_dir: str | os.PathLike, label_names: Sequence[str] | None = None
+    loaded: LoadedClassifier,
+    out_dir: str | os.PathLike,
+    label_names: Sequence[str] | None = None,
+    *,
+    force: bool = False,
+    **about,
 ) -> Path:
     """Write the classifier as a Hugging Face directory (safetensors + config + tokenizer).
 
     ``transformers.AutoModelForSequenceClassification.from_pretrained(out_dir)`` then computes the
-    same logits. The directory appears complete or not at all (written aside, then renamed).
+    same logits. The directory appears complete or not at all (written aside, then renamed); a
+    folder that is not empty is replaced only if it is a previous export and ``force`` is set
+    (:mod:`jaxrobust.outputs`). ``about`` is recorded in its ``jaxrobust-export.json``.
     """
     from safetensors.numpy import save_file
 
-    out = Path(out_dir)
     cfg = loaded.config
     hf_config = copy.deepcopy(loaded.hf_config)
     names = list(label_names) if label_names else [f"LABEL_{i}" for i in range(cfg.num_labels)]
@@ -106,16 +123,11 @@ def export_classifier(
     hf_config.architectures = [_HF_CLASS[cfg.model_type]]
     hf_config.id2label = dict(enumerate(names))
     hf_config.label2id = {n: i for i, n in enumerate(names)}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
-        save_file(to_hf_state_dict(loaded.model, cfg), str(staging / "model.safetensors"), metadata={"format": "pt"})
-        hf_config.save_pretrained(str(staging))
+
+    def write(folder: Path) -> None:
+        save_file(to_hf_state_dict(loaded.model, cfg), str(folder / "model.safetensors"), metadata={"format": "pt"})
+        hf_config.save_pretrained(str(folder))
         if loaded.tokenizer is not None:
-            loaded.tokenizer.save_pretrained(str(staging))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return out
+            loaded.tokenizer.save_pretrained(str(folder))
+
+    return write_export(out_dir, write, force=force, **about)
