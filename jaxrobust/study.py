@@ -36,6 +36,7 @@ from jaxrobust.attacks.run import AttackSettings, load_target, report_dir, run_a
 from jaxrobust.attacks.synonyms import load_synonyms
 from jaxrobust.configs import load_config
 from jaxrobust.io import write_json_atomic, write_text_atomic
+from jaxrobust.validation import check_study_config
 
 
 def study_config() -> ml_collections.ConfigDict:
@@ -84,11 +85,12 @@ def run_config(config, method: str, seed: int):
 
 
 def find_run(config, workdir: Path, method: str, seed: int) -> Path | None:
-    """A finished run of (method, seed): in the study's workdir, or reused from ``runs/EXPERIMENT``."""
+    """A finished run of (method, seed): in the study's workdir, or reused from the folder beside it
+    named after the method's experiment (``make experiment EXP=X`` writes ``runs/X`` beside ``runs/STUDY``)."""
     from jaxrobust.train import holds_config
 
     wanted = run_config(config, method, seed)
-    for candidate in (workdir / "runs" / f"{method}-s{seed}", Path("runs") / config.experiments[method]):
+    for candidate in (workdir / "runs" / f"{method}-s{seed}", workdir.parent / config.experiments[method]):
         if (candidate / "results.json").is_file() and holds_config(candidate, wanted):
             return candidate
     return None
@@ -98,7 +100,8 @@ def run_study(config, workdir: str | os.PathLike) -> dict:
     """Train and attack every missing cell (``config.train``), then write and return the table."""
     from jaxrobust.train import train_and_evaluate
 
-    workdir = Path(workdir)
+    workdir = Path(workdir).absolute()
+    check_study_config(config)
     workdir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(workdir / "study.json", json.loads(config.to_json()))
     for seed in config.seeds:
@@ -349,6 +352,7 @@ def plot(table: dict, path: Path) -> None:
 
 def write_table(config, workdir: Path) -> dict:
     """Tabulate the finished cells of ``workdir`` into the three output files; returns the table."""
+    check_study_config(config)
     cells, missing = collect(config, workdir)
     table = summarize_cells(config, cells)
     table["missing"] = missing
