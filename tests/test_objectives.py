@@ -226,6 +226,172 @@ def test_adv_in_training_attack_substitutes_candidates_and_raises_the_loss(tiny_
     assert (ce(adv)[rows] > ce(ids)[rows]).all()
 
 
+# --- each objective's own terms, at a fixed model ---------------------------------------------------
+# "The loss falls and dev accuracy is high" holds for an objective whose adversary does nothing as
+# well; these tests call the loss functions on one small batch and check the terms they add to the CE.
+
+TEXTS = ["the film was good", "a very bad plot", "it was great and good", "boring and bad"]
+LABELS = [1, 0, 1, 0]
+
+
+@pytest.fixture(scope="module")
+def wide_model_dir(tmp_path_factory):
+    """A tiny 2-label BERT initialised with std 0.2 instead of 0.02, over conftest's vocabulary: its
+    predictions and pooled features depend on the words (conftest's tiny model gives every sentence
+    nearly the same pooled feature, cosine 1 - 1e-5, which pins RIFT's InfoNCE at log n)."""
+    import torch
+    from conftest import _tiny_config, _write_tokenizer
+    from transformers import AutoModelForSequenceClassification
+
+    config = _tiny_config("bert", 2)
+    config.initializer_range = 0.2
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp("tiny-bert-wide")
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(str(directory))
+    _write_tokenizer(directory)
+    return directory
+
+
+def _wide_model(wide_model_dir):
+    model = load_classifier(str(wide_model_dir), 2).model
+    model.eval()  # no dropout: every loss below sees the same function
+    return model
+
+
+def _clean_ce(model, batch) -> np.ndarray:
+    logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
+    return np.asarray(optax.softmax_cross_entropy_with_integer_labels(logits, batch["labels"]))
+
+
+def _jitted_loss(loss_fn, config):
+    from flax import nnx
+
+    return nnx.jit(lambda model, batch: loss_fn(model, batch, None, config))
+
+
+def test_ascc_loss_adds_beta_times_a_kl_its_search_raised(wide_model_dir, tiny_model_dir, neighbours_file):
+    from jaxrobust.objectives.ascc import ascc_loss
+    from jaxrobust.train import default_config
+
+    tok, subs = _tiny_substitutions(tiny_model_dir, neighbours_file)
+    model = _wide_model(wide_model_dir)
+    batch = _tiny_batch(tok, subs, TEXTS, LABELS)
+    config = default_config()
+    config.ascc.update(lr=1.0, entropy_weight=0.0, beta=2.0, steps=0)
+    _, start = _jitted_loss(ascc_loss, config)(model, batch)  # 0 steps: every word's slots weighed uniformly
+    config.ascc.steps = 5
+    loss, metrics = _jitted_loss(ascc_loss, config)(model, batch)
+    clean = _clean_ce(model, batch).mean()
+    assert float(metrics["ce"]) == pytest.approx(clean, rel=1e-5)  # the CE is the clean input's
+    assert float(metrics["kl"]) > 1.5 * float(start["kl"]) > 0  # the inner maximisation ascends the KL
+    assert float(loss) == pytest.approx(clean + 2.0 * float(metrics["kl"]), rel=1e-5)
+
+
+def test_adv_loss_adds_an_attacked_half_with_a_higher_ce(wide_model_dir, tiny_model_dir, neighbours_file):
+    from jaxrobust.objectives.adv import adv_loss
+    from jaxrobust.train import default_config
+
+    tok, subs = _tiny_substitutions(tiny_model_dir, neighbours_file)
+    model = _wide_model(wide_model_dir)
+    batch = _tiny_batch(tok, subs, TEXTS, LABELS)
+    config = default_config()
+    config.adv.update(share=0.5, budget=0.25)
+    loss, metrics = adv_loss(model, batch, None, config)
+    ce = _clean_ce(model, batch)
+    B, n = len(TEXTS), 2  # the first ceil(0.5 * 4) rows are attacked
+    # The loss is the mean CE over the B clean rows and the n attacked ones.
+    attacked_ce = ((B + n) * float(loss) - ce.sum()) / n
+    assert float(metrics["adv_changed"]) > 0
+    assert attacked_ce > ce[:n].mean() + 0.02  # the same rows, clean (measured: 0.887 against 0.818)
+
+
+def test_freelb_loss_averages_the_losses_of_an_ascending_perturbation(wide_model_dir):
+    from transformers import AutoTokenizer
+
+    from jaxrobust.objectives.freelb import freelb_loss
+    from jaxrobust.train import default_config
+
+    tok = AutoTokenizer.from_pretrained(str(wide_model_dir))
+    enc = tok(TEXTS, padding=True, return_tensors="np")
+    batch = {k: jnp.asarray(enc[k], jnp.int32) for k in ("input_ids", "attention_mask", "token_type_ids")}
+    batch.update(labels=jnp.asarray(LABELS), weights=jnp.ones(len(TEXTS), jnp.float32))
+    model = _wide_model(wide_model_dir)
+    config = default_config()
+    config.freelb.update(init_mag=0.0, adv_lr=0.05, max_norm=0.0)  # delta_0 = 0: L_0 is the clean CE
+    losses = []
+    for steps in (1, 2, 3):
+        config.freelb.steps = steps
+        losses.append(float(freelb_loss(model, batch, jax.random.key(0), config)[0]))
+    assert losses[0] == pytest.approx(_clean_ce(model, batch).mean(), rel=1e-5)
+    # (L_0 + ... + L_{K-1}) / K grows with K: each ascent step raised the CE (measured 0.790, 0.853, 0.919).
+    assert losses[0] + 0.02 < losses[1] < losses[2] - 0.02
+
+
+RIFT_TEXTS = ["the film was bad", "a very bad plot", "boring and bad", "it was boring",
+              "the film was good", "a very good plot", "it was great and good", "great and good"]
+RIFT_LABELS = [0, 0, 0, 0, 1, 1, 1, 1]  # class-balanced, grouped by class as balanced_batches lays them
+
+
+def _rift_setup(wide_model_dir, tiny_model_dir, neighbours_file, **weights):
+    from jaxrobust.train import default_config
+
+    tok, subs = _tiny_substitutions(tiny_model_dir, neighbours_file)
+    config = default_config()
+    config.objective = "rift"
+    config.ascc.update(steps=3, lr=1.0, entropy_weight=0.0)
+    config.rift.update(head_hidden=16, head_dim=8, **weights)
+    model = get_objective("rift").wrap(_wide_model(wide_model_dir), 2, config)  # as training builds it
+    model.eval()
+    return config, model, _tiny_batch(tok, subs, RIFT_TEXTS, RIFT_LABELS)
+
+
+def test_rift_loss_is_its_three_weighted_terms(wide_model_dir, tiny_model_dir, neighbours_file):
+    from jaxrobust.objectives import ascc
+    from jaxrobust.objectives.ft import eval_copy
+    from jaxrobust.objectives.rift import rift_loss
+
+    config, model, batch = _rift_setup(wide_model_dir, tiny_model_dir, neighbours_file, w_clean=1.0, w_kl=2.0, w_mi=0.5)
+    loss, m = _jitted_loss(rift_loss, config)(model, batch)
+    ce, kl, mi = (float(m[k]) for k in ("ce", "kl", "info_nce"))
+    assert ce == pytest.approx(_clean_ce(model.classifier, batch).mean(), rel=1e-5)
+    assert float(loss) == pytest.approx(1.0 * ce + 2.0 * kl + 0.5 * mi, rel=1e-5)
+    config.ascc.steps = 0
+    start = float(_jitted_loss(rift_loss, config)(model, batch)[1]["kl"])
+    assert kl > 1.5 * start > 0  # the KL is to the ASCC adversary the search found
+    # The InfoNCE by hand: the trained model's features on the adversary, the frozen teacher's on the
+    # clean text, through the per-class heads, class by class.
+    config.ascc.steps = 3
+    ids, mask, types = batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
+    adv = model.classifier(None, mask, types, inputs_embeds=ascc.adversarial_embeddings(model.classifier, batch, config.ascc))
+    student = np.asarray(model.student_heads(adv.pooled.reshape(2, 4, -1)))
+    teacher = np.asarray(model.teacher_heads(eval_copy(model.teacher)(ids, mask, types).pooled.reshape(2, 4, -1)))
+    expected = np.mean([_numpy_info_nce(student[c], teacher[c], config.rift.tau) for c in range(2)])
+    assert mi == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.slow  # 30 train steps: one compilation of the RIFT step, ~30 s on 2 CPU cores
+def test_rift_training_lowers_the_info_nce(wide_model_dir, tiny_model_dir, neighbours_file):
+    """The InfoNCE term trains: 30 steps on one batch bring it well below its start, measured in eval
+    mode on that batch (measured: 1.47 -> 0.83; with w_mi = 0, 1.47 -> 1.39)."""
+    from flax import nnx
+
+    from jaxrobust.objectives.rift import rift_loss
+    from jaxrobust.train import make_optimizer, make_train_step
+
+    config, model, batch = _rift_setup(wide_model_dir, tiny_model_dir, neighbours_file, w_clean=1.0, w_kl=1.0, w_mi=0.5)
+    config.lr, config.warmup_ratio = 1e-3, 0.0
+    loss_of = _jitted_loss(rift_loss, config)
+    info_nce = lambda: float(loss_of(model, batch)[1]["info_nce"])
+    before = info_nce()
+    optimizer = nnx.Optimizer(model, make_optimizer(config, 100), wrt=nnx.Param)
+    step = make_train_step(rift_loss, config)
+    model.train()
+    for i in range(30):
+        step(model, optimizer, batch, jax.random.key(i))
+    model.eval()
+    assert info_nce() < 0.7 * before
+
+
 @pytest.mark.parametrize("objective", ["adv", "ascc", "rift"])
 def test_word_substitution_objectives_train_the_tiny_model(objective, tiny_config, neighbours_file, tmp_path):
     tiny_config.objective = objective
@@ -237,6 +403,9 @@ def test_word_substitution_objectives_train_the_tiny_model(objective, tiny_confi
     assert np.isfinite(losses).all()
     assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
     assert results["dev_accuracy"] > 0.9
+    if objective == "adv":  # the in-step attack substituted words in training, not only in the unit test
+        records = map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())
+        assert np.mean([r["adv_changed"] for r in records if "loss" in r]) > 0.25
 
 
 def test_rift_teacher_never_changes(tiny_config, tiny_model_dir, neighbours_file):

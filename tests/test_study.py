@@ -9,7 +9,7 @@ import pytest
 
 from jaxrobust import cli
 from jaxrobust.configs import load_config
-from jaxrobust.study import _fmt, _stats, record_cell, run_study, study_config
+from jaxrobust.study import _fmt, _stats, record_cell, run_study, study_config, summarize_cells, table_markdown
 
 TINY_EXPERIMENT = '''
 from jaxrobust.train import default_config
@@ -113,3 +113,54 @@ def test_ledger_keeps_the_table_when_the_runs_are_gone(tiny_study, tmp_path):
     entry["config"]["lr"] *= 2
     (tmp_path / "ledger" / "ft-s0.json").write_text(json.dumps(entry))
     assert run_study(tiny_study, tmp_path / "study")["missing"] == ["ft seed 0: training run"]
+
+
+def _fake_cell(test_accuracy: float, **attacks) -> dict:
+    """A cell as ``collect`` builds it: ``attack=(n, clean_correct, robust)`` per finished attack."""
+    out = {}
+    for attack, (n, clean, robust) in attacks.items():
+        assert robust <= clean
+        summary = {"n": n, "clean_accuracy": len(clean) / n, "accuracy_under_attack": len(robust) / n,
+                   "attack_success_rate": 1 - len(robust) / len(clean)}
+        out[attack] = (summary, set(clean), set(robust))
+    return {"test_accuracy": test_accuracy, "attacks": out}
+
+
+def test_intersection_accuracy_by_hand():
+    """The examples every finished model classifies correctly, and each model's robust accuracy on
+    them, worked out by hand for two methods x two seeds; rift seed 1 has no genetic attack."""
+    c = study_config()
+    c.methods, c.seeds, c.attacks, c.n_examples = ("ft", "rift"), (0, 1), ("gradient", "genetic"), 6
+    c.genetic.n = 4
+    cells = {
+        "ft": {
+            0: _fake_cell(0.8, gradient=(6, {0, 1, 2, 3, 4}, {0, 1}), genetic=(4, {0, 1, 2}, {0})),
+            1: _fake_cell(0.7, gradient=(6, {0, 1, 2, 3, 5}, {1, 2, 3, 5}), genetic=(4, {0, 1, 2, 3}, set())),
+        },
+        "rift": {
+            0: _fake_cell(0.9, gradient=(6, {0, 1, 2, 3, 4, 5}, {0, 1, 2, 4}), genetic=(4, {1, 2, 3}, {1, 2, 3})),
+            1: _fake_cell(0.6, gradient=(6, {0, 2, 3, 4, 5}, {0, 2, 3, 5})),
+        },
+    }
+    table = summarize_cells(c, cells)
+    # gradient: {0,1,2,3,4} & {0,1,2,3,5} & {0,...,5} & {0,2,3,4,5} = {0, 2, 3}; robust there:
+    # ft {0} and {2, 3}, rift {0, 2} and {0, 2, 3}. genetic, without rift seed 1: {0,1,2} & {0,1,2,3} &
+    # {1,2,3} = {1, 2}; robust there: ft none and none, rift {1, 2}.
+    assert table["intersection_n_examples"] == {"gradient": 3, "genetic": 2}
+    expected = {
+        ("ft", "gradient"): [1 / 3, 2 / 3], ("rift", "gradient"): [2 / 3, 1.0],
+        ("ft", "genetic"): [0.0, 0.0], ("rift", "genetic"): [1.0],
+    }
+    for (method, attack), values in expected.items():
+        got = table["methods"][method]["attacks"][attack]["intersection_accuracy_under_attack"]
+        assert got["n_seeds"] == len(values)
+        assert got["mean"] == pytest.approx(np.mean(values), abs=1e-12)
+        if len(values) > 1:
+            assert got["std"] == pytest.approx(np.std(values, ddof=1), abs=1e-12)
+        else:
+            assert got["std"] is None
+    # The whole-sample accuracies are the reports' own, not the intersection's.
+    assert table["methods"]["ft"]["attacks"]["gradient"]["accuracy_under_attack"]["mean"] == pytest.approx((2 / 6 + 4 / 6) / 2)
+    md = table_markdown(table, [])
+    assert "| method | gradient (n=3) | genetic (n=2) |" in md
+    assert "| rift | 83.3 ± 23.6 (2) | 100.0 (1) |" in md and "| ft | 50.0 ± 23.6 (2) | 0.0 ± 0.0 (2) |" in md
