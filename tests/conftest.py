@@ -62,23 +62,21 @@ POSITIVE = ["the film was good", "a very good plot", "it was great", "great and 
 NEGATIVE = ["the film was bad", "a very bad plot", "it was boring", "boring and bad", "bad bad", "very boring"]
 
 
-@pytest.fixture
-def tiny_task(tmp_path):
-    """A separable sentiment CSV over the tiny vocabulary, repeated to 96 rows."""
-    path = tmp_path / "tiny.csv"
+def write_tiny_task(folder) -> str:
+    """A separable sentiment CSV over the tiny vocabulary, repeated to 96 rows: its task reference."""
+    path = folder / "tiny.csv"
     rows = [(t, "pos") for t in POSITIVE] + [(t, "neg") for t in NEGATIVE]
     path.write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in rows * 8))
     return f"csv:{path}"
 
 
-@pytest.fixture
-def tiny_config(tiny_model_dir, tiny_task):
-    directory, _ = tiny_model_dir("bert", num_labels=2)
+def make_tiny_config(model_dir, task: str):
+    """The tiny BERT fine-tuned on ``task``: 8 epochs of 11 steps, logged every step."""
     from jaxrobust.train import default_config
 
     c = default_config()
-    c.task = tiny_task
-    c.model = str(directory)
+    c.task = task
+    c.model = str(model_dir)
     c.max_length = 16
     c.buckets = (4, 16)  # the 2-word sentences fill the first bucket, the rest the second
     c.batch_size = 8
@@ -87,8 +85,29 @@ def tiny_config(tiny_model_dir, tiny_task):
     c.lr = 1e-2
     c.warmup_ratio = 0.0
     c.log_every_steps = 1
-    c.checkpoint_every_steps = 4
+    c.checkpoint_every_steps = 1000  # at epoch ends only; the resume tests ask for more
     return c
+
+
+@pytest.fixture
+def tiny_task(tmp_path):
+    return write_tiny_task(tmp_path)
+
+
+@pytest.fixture
+def tiny_config(tiny_model_dir, tiny_task):
+    return make_tiny_config(tiny_model_dir("bert", num_labels=2)[0], tiny_task)
+
+
+@pytest.fixture(scope="session")
+def tiny_ft_run(tiny_model_dir, tmp_path_factory):
+    """``(config, run directory, results)`` of one finished run of the default ``tiny_config``,
+    trained once per session for the tests that only read such a run."""
+    from jaxrobust.train import train_and_evaluate
+
+    root = tmp_path_factory.mktemp("tiny-ft-run")
+    config = make_tiny_config(tiny_model_dir("bert", num_labels=2)[0], write_tiny_task(root))
+    return config, root / "run", train_and_evaluate(config, root / "run")
 
 
 # Two-token word for the attacks' multi-token rule: "films" is "film" + "##s" in the tiny vocabulary.

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 
@@ -18,6 +19,7 @@ def _cli(*args, env=None):
     return subprocess.run([sys.executable, "-m", "jaxrobust", *map(str, args)], capture_output=True, text=True, env=env)
 
 
+@pytest.mark.slow
 def test_train_evaluate_export(tiny_model_dir, tiny_task, tmp_path):
     directory, _ = tiny_model_dir("bert", num_labels=2)
     experiment = tmp_path / "tiny_experiment.py"

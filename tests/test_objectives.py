@@ -23,6 +23,7 @@ def _losses(workdir):
     return [r["loss"] for r in map(json.loads, (workdir / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
 
 
+@pytest.mark.slow
 def test_freelb_trains_the_tiny_model(tiny_config, tmp_path):
     tiny_config.objective = "freelb"
     tiny_config.buckets = (16,)  # one batch shape: one compilation of the (costlier) step
@@ -36,6 +37,7 @@ def test_freelb_trains_the_tiny_model(tiny_config, tmp_path):
     assert results["dev_accuracy"] > 0.9
 
 
+@pytest.mark.slow
 def test_freelb_ascent_raises_the_loss_and_stays_in_the_ball(tiny_model_dir):
     directory, _ = tiny_model_dir("bert", num_labels=2)
     model = load_classifier(str(directory), 2).model
@@ -198,6 +200,7 @@ def test_ascc_adversary_ignores_dropout(tiny_model_dir, neighbours_file, trained
     assert not np.allclose(first, model.embed_words(batch["input_ids"]))  # and it did move
 
 
+@pytest.mark.slow
 def test_adv_in_training_attack_substitutes_candidates_and_raises_the_loss(tiny_model_dir, neighbours_file, trained_tiny_run):
     from jaxrobust.objectives.adv import substitute, substitution_gains
     from jaxrobust.train import load_run
@@ -392,6 +395,7 @@ def test_rift_training_lowers_the_info_nce(wide_model_dir, tiny_model_dir, neigh
     assert info_nce() < 0.7 * before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", ["adv", "ascc", "rift"])
 def test_word_substitution_objectives_train_the_tiny_model(objective, tiny_config, neighbours_file, tmp_path):
     tiny_config.objective = objective
@@ -408,6 +412,7 @@ def test_word_substitution_objectives_train_the_tiny_model(objective, tiny_confi
         assert np.mean([r["adv_changed"] for r in records if "loss" in r]) > 0.25
 
 
+@pytest.mark.slow
 def test_rift_teacher_never_changes(tiny_config, tiny_model_dir, neighbours_file):
     from flax import nnx
 

@@ -46,6 +46,7 @@ def _checkpointed_state(config, run_dir, step: int) -> dict:
 def test_interrupted_rift_run_resumes_bitwise(rift_config, tmp_path):
     """The frozen teacher is not checkpointed: the resumed run rebuilds it from the pretrained weights,
     and must end exactly where the uninterrupted run ends."""
+    rift_config.checkpoint_every_steps = 4
     straight = train_and_evaluate(rift_config, tmp_path / "a")
     assert straight["total_steps"] == 12
 

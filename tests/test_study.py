@@ -36,6 +36,7 @@ def tiny_study(tiny_config, tmp_path):
     return c
 
 
+@pytest.mark.slow
 def test_study_trains_attacks_caches_and_tabulates(tiny_study, tmp_path):
     workdir = tmp_path / "study"
     table = run_study(tiny_study, workdir)
@@ -91,6 +92,7 @@ def test_one_seed_has_no_std():
     assert two["std"] == pytest.approx(np.std([0.5, 0.7], ddof=1)) and _fmt(two) == "60.0 ± 14.1 (2)"
 
 
+@pytest.mark.slow
 def test_ledger_keeps_the_table_when_the_runs_are_gone(tiny_study, tmp_path):
     """Finished cells recorded in the ledger tabulate the same without their run directories; the ledger
     holds only the study's own attacks, and a ledger entry of another run config is not used."""

@@ -256,6 +256,7 @@ def test_glove_cf_real():
 # WordNet
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:The multilingual functions")  # no Open Multilingual Wordnet
 def test_wordnet_reader_and_offline_nltk_data(tmp_path, monkeypatch):
     wn = wn_lib.ensure_wordnet()
