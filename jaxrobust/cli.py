@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
+from jaxrobust.configs import config_reference
 from jaxrobust.errors import JaxRobustError
 
 
@@ -83,7 +85,10 @@ def _export(args) -> int:
     from jaxrobust.train import load_run
 
     _, prepared = load_run(args.workdir)
-    print(export_classifier(prepared.classifier, args.out, prepared.task.label_names))
+    out = export_classifier(
+        prepared.classifier, args.out, prepared.task.label_names, force=args.force, run=str(Path(args.workdir).resolve())
+    )
+    print(out)
     return 0
 
 
@@ -105,7 +110,8 @@ def _synonyms_describe(args) -> int:
 def _attack(args) -> int:
     from pathlib import Path
 
-    from jaxrobust.attacks.run import AttackSettings, load_target, report_dir, run_attack
+    from jaxrobust.attacks.report import LOW_CONFIDENCE
+    from jaxrobust.attacks.run import AttackSettings, fit_to_split, load_target, report_dir, run_attack
     from jaxrobust.attacks.synonyms import load_synonyms
 
     settings = AttackSettings(
@@ -113,13 +119,20 @@ def _attack(args) -> int:
         k=args.k, min_cos=args.min_cos, batch_size=args.batch_size,
         population=args.population, generations=args.generations, ascc_steps=args.ascc_steps,
     )
-    target = load_target(args.workdir, args.model, args.task, args.max_length)
+    target = load_target(args.workdir, args.model, args.task, args.max_length,
+                         args.text_field, args.label_field, args.text_b_field)
     table = load_synonyms(settings.synonyms, k=settings.k, min_cos=settings.min_cos)
+    settings = fit_to_split(settings, len(target.test))  # the report is named after the n attacked
     out = Path(args.out) if args.out else report_dir(args.workdir or ".", settings)
     summary = run_attack(target, settings, table, out)
     _print_table(summary, ("attack", "n", "clean_accuracy", "accuracy_under_attack", "attack_success_rate",
                            "perturbed_word_pct", "mean_queries", "seconds", "examples_per_second"))
-    print(f"report: {out}")
+    correct, rate = summary["n"] - summary["skipped_misclassified"], summary["success_rate_confident"]
+    if summary["low_confidence_n"] > correct / 4:  # then the success rate says more about the model's doubt
+        print(f"warning: {summary['low_confidence_n']} of {correct} correctly classified examples have a clean "
+              f"p(true label) below {LOW_CONFIDENCE:g}; success rate over the others: "
+              f"{'n/a' if rate is None else f'{rate:.4f}'}", file=sys.stderr)
+    print(f"report: {out.absolute()}")
     return 0
 
 
@@ -127,22 +140,23 @@ def _sweep(args) -> int:
     from pathlib import Path
 
     from jaxrobust.attacks.run import CANDIDATE_DEFAULTS, load_target
-    from jaxrobust.attacks.sweep import sweep, write_sweep
+    from jaxrobust.attacks.sweep import check_sweepable, parse_budgets, sweep, write_sweep
     from jaxrobust.attacks.synonyms import load_synonyms
 
-    try:
-        budgets = [float(b) for b in args.budgets.split(",")]
-    except ValueError:
-        raise JaxRobustError(f"--budgets must be comma-separated numbers, got {args.budgets!r}") from None
+    budgets = parse_budgets(args.budgets)  # before the slow loading: a typo fails at once
+    if args.n < 1:
+        raise JaxRobustError(f"--n must be at least 1, got {args.n}")
     k, min_cos = CANDIDATE_DEFAULTS["gradient"]
-    k = args.k or k
-    table = load_synonyms(args.synonyms, k=k, min_cos=min_cos if args.min_cos is None else args.min_cos)
+    k = k if args.k is None else args.k  # load_synonyms refuses k < 1
     targets = [load_target(w) for w in args.workdir]
+    check_sweepable(targets)  # before the synonym table, which may take minutes to build
+    table = load_synonyms(args.synonyms, k=k, min_cos=min_cos if args.min_cos is None else args.min_cos)
     result = sweep(targets, budgets, table.candidates, n=args.n, seed=args.seed, k=k)
-    out = Path(args.out) if args.out else Path(args.workdir[0]) / "sweeps" / f"gradient-n{args.n}-s{args.seed}"
+    # Named after the examples attacked (at most the test split), like the attack reports.
+    out = Path(args.out) if args.out else Path(args.workdir[0]) / "sweeps" / f"gradient-n{result['n']}-s{args.seed}"
     write_sweep(result, out)
     print((out / "sweep.md").read_text())
-    print(f"report: {out}")
+    print(f"report: {out.absolute()}")
     return 0
 
 
@@ -150,7 +164,7 @@ def _print_table(row: dict, keys: tuple[str, ...]) -> None:
     width = max(len(k) for k in keys)
     for k in keys:
         v = row[k]
-        print(f"{k.ljust(width)}  {v:.4f}" if isinstance(v, float) else f"{k.ljust(width)}  {v}")
+        print(f"{k.ljust(width)}  {v:.4f}" if isinstance(v, float) else f"{k.ljust(width)}  {'n/a' if v is None else v}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,7 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("train", "fine-tune a model as an experiment config says"),
         ("experiment", "run an experiment config: a training run, or a study of many (make experiment)"),
     ):
-        p_train = sub.add_parser(name, help=help_text)
+        p_train = sub.add_parser(
+            name, help=help_text, formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog="settings of a training run (defaults; an experiment config may change them):\n" + config_reference(),
+        )
         p_train.add_argument("--config", required=True, help="experiments/NAME.py[:ARG] or NAME")
         p_train.add_argument("--workdir", required=True, help="run directory (resumed if it holds the same run)")
         p_train.add_argument("--overwrite", action="store_true", help="replace a run with a different config")
@@ -195,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_export = sub.add_parser("export", help="write a run's best model in Hugging Face format")
     p_export.add_argument("--workdir", required=True)
-    p_export.add_argument("--out", required=True)
+    p_export.add_argument("--out", required=True, help="a new or empty folder")
+    p_export.add_argument("--force", action="store_true", help="replace a previous export in --out")
     p_export.set_defaults(fn=_export)
 
     p_syn = sub.add_parser("synonyms", help="synonym candidate sources")
@@ -211,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_attack.add_argument("--model", help="or: a classifier (dir, bundle:ID, hub id) ...")
     p_attack.add_argument("--task", help="... and the task whose test split is attacked")
     p_attack.add_argument("--max-length", type=int, default=64, help="token limit with --model")
+    p_attack.add_argument("--text-field", help="with --model --task csv:/jsonl:PATH: the text column (default text)")
+    p_attack.add_argument("--label-field", help="... the label column (default label)")
+    p_attack.add_argument("--text-b-field", help="... the second text of a pair task (default none)")
     p_attack.add_argument("--attack", default="gradient", help="gradient, textfooler, pwws, genetic or ascc")
     p_attack.add_argument("--synonyms", default="glove-cf", help="candidate source (see `synonyms describe`)")
     p_attack.add_argument("--n", type=int, default=500, help="examples (seeded sample of the test split)")
@@ -249,6 +270,7 @@ def _enable_compilation_cache() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from_shell = argv is None  # python -m jaxrobust, not a call from Python
     # --config.key=value overrides are collected apart from the declared flags.
     argv = list(sys.argv[1:] if argv is None else argv)
     overrides = [a for a in argv if a.startswith("--config.")]
@@ -256,15 +278,32 @@ def main(argv: list[str] | None = None) -> int:
     args.overrides = overrides
     # The hub client logs each failed connection; the one-line error below already says it.
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
-    _enable_compilation_cache()
+    import os
+    import signal
+
+    from jaxrobust import interrupt
+
     try:
-        return args.fn(args)
+        # Ctrl-C is held off inside JAX and re-raised until the command stops (see interrupt.py).
+        with interrupt.handle_sigint():
+            _enable_compilation_cache()
+            return args.fn(args)
     except JaxRobustError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
+        if from_shell:
+            # Leave at once: CPython ends with SIGINT (status -2, not 130) once a KeyboardInterrupt
+            # has passed through code a library ran with PyRun_String, and JAX's threads are better
+            # not torn down half-way through a computation.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         return 130
+    finally:
+        if from_shell:  # the command is over: a Ctrl-C now must not kill the interpreter's shutdown (status -2)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

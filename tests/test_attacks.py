@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -11,9 +13,12 @@ import pytest
 
 from jaxrobust.attacks import engine
 from jaxrobust.attacks.layout import DELETE, ORIGINAL, build_tokens, make_layout, prepare_examples
-from jaxrobust.attacks.run import AttackSettings, attack_examples, load_target
-from jaxrobust.attacks.sweep import sweep
+from jaxrobust.attacks.run import AttackSettings, attack_examples, fit_to_split, load_target, report_dir
+from jaxrobust.attacks.sweep import parse_budgets, stack_params, sweep
+from jaxrobust.attacks.victim import split_model
 from jaxrobust.data.tasks import Example
+from jaxrobust.errors import JaxRobustError
+from jaxrobust.models import load_classifier
 from jaxrobust.models.loading import load_tokenizer
 
 # Sentiment-flipping candidates over the tiny vocabulary; "films" is two tokens (film ##s).
@@ -33,9 +38,36 @@ def candidates_of(word: str) -> list[str]:
     return [] if word.lower() in STOP else CANDIDATES.get(word.lower(), [])
 
 
+def train_other_run(first_run, tmp_path_factory) -> Path:
+    """``first_run`` trained for one epoch instead of its six: same task and architecture, but a
+    weaker model (about 64% test accuracy) that the attacks treat differently. Trained once per
+    session (kept under the session's base temp dir, so that test modules importing this share it)."""
+    from jaxrobust.train import default_config, train_and_evaluate
+
+    run = tmp_path_factory.getbasetemp() / "tiny-run-one-epoch"
+    if not (run / "results.json").is_file():
+        saved = json.loads((Path(first_run) / "config.json").read_text())
+        c = default_config()
+        for key in ("task", "model", "seed", "max_length", "batch_size", "eval_batch_size", "lr", "warmup_ratio"):
+            c[key] = saved[key]
+        c.buckets, c.epochs = tuple(saved["buckets"]), 1
+        train_and_evaluate(c, run)
+    return run
+
+
+@pytest.fixture(scope="session")
+def other_tiny_run(trained_tiny_run, tmp_path_factory):
+    return train_other_run(trained_tiny_run, tmp_path_factory)
+
+
 @pytest.fixture(scope="module")
 def target(trained_tiny_run):
     return load_target(str(trained_tiny_run))
+
+
+@pytest.fixture(scope="module")
+def other_target(other_tiny_run):
+    return load_target(str(other_tiny_run))
 
 
 def _test_examples(target):
@@ -116,18 +148,43 @@ def test_batched_equals_one_at_a_time_and_compiles_once_per_bucket(target):
         assert x.queries == z.queries and x.gradients == z.gradients == 1
 
 
-def test_sweep_over_budgets_and_runs_equals_separate_attacks(target):
+def test_sweep_over_budgets_and_runs_equals_separate_attacks(target, other_target):
+    """Two runs that are attacked differently: each row of the sweep must be that run's own attack
+    (a sweep that gave every run the first run's parameters would fail here: the weaker run first)."""
     test, _ = _test_examples(target)
     budgets = [0.2, 0.5]
-    result = sweep([target, target], budgets, candidates_of, n=len(test), k=3, verify_top=2, max_iters=10)
+    targets = [other_target, target]
+    result = sweep(targets, budgets, candidates_of, n=len(test), k=3, verify_top=2, max_iters=10)
     acc = np.array(result["accuracy_under_attack"])
-    np.testing.assert_array_equal(acc[0], acc[1])  # the same run twice, stacked
-    assert acc[0, 1] <= acc[0, 0] <= result["clean_accuracy"][0]
-    for b, budget in enumerate(budgets):
-        settings = AttackSettings(attack="gradient", synonyms="unused", n=len(test), budget=budget, k=3, verify=2, max_iters=10)
-        records, _ = attack_examples(target.victim, target.params, target.tokenizer, test, np.arange(len(test)), candidates_of, settings, progress=False)
-        separate = np.mean([r["reason"] != "misclassified" and not r["success"] for r in records])
-        assert acc[0, b] == pytest.approx(separate)
+    assert result["runs"] == [t.source for t in targets]
+    separate = np.zeros_like(acc)
+    for r, t in enumerate(targets):
+        for b, budget in enumerate(budgets):
+            settings = AttackSettings(attack="gradient", synonyms="unused", n=len(test), budget=budget, k=3, verify=2, max_iters=10)
+            records, _ = attack_examples(t.victim, t.params, t.tokenizer, test, np.arange(len(test)), candidates_of, settings, progress=False)
+            separate[r, b] = np.mean([r_["reason"] != "misclassified" and not r_["success"] for r_ in records])
+            assert result["clean_accuracy"][r] == pytest.approx(np.mean([r_["reason"] != "misclassified" for r_ in records]))
+        assert acc[r, 1] <= acc[r, 0] <= result["clean_accuracy"][r]
+    np.testing.assert_allclose(acc, separate)
+
+
+def test_sweep_refuses_runs_of_another_task_or_architecture(target, tiny_model_dir):
+    other_task = dataclasses.replace(target.task, name=target.task.name + "-other")
+    with pytest.raises(JaxRobustError, match="cannot sweep runs of different tasks"):
+        stack_params([target, dataclasses.replace(target, task=other_task, source="other")])
+    directory, _ = tiny_model_dir("roberta", num_labels=2)
+    loaded = load_classifier(str(directory), 2)
+    victim, params = split_model(loaded.model, loaded.tokenizer.pad_token_id, loaded.tokenizer.unk_token_id, 16)
+    roberta = dataclasses.replace(target, victim=victim, params=params, source="roberta")
+    with pytest.raises(JaxRobustError, match="differ in architecture"):
+        stack_params([target, roberta])
+
+
+@pytest.mark.parametrize("text", ["", ",", "0.1,abc", "1.5", "0", "-0.1,0.2", "nan"])
+def test_bad_budget_lists_are_refused(text):
+    with pytest.raises(JaxRobustError, match="--budgets must"):
+        parse_budgets(text)
+    assert parse_budgets("0.05, 0.1,1") == [0.05, 0.1, 1.0]
 
 
 def test_text_without_attackable_words_is_skipped_not_crashed(target):
@@ -150,3 +207,60 @@ def test_report_names_tell_apart_settings_that_change_results():
         names |= {AttackSettings(attack=attack, n=200).name}  # the default search
         assert len(names) == len(search) + 3, names
         assert dataclasses.replace(settings, batch_size=7).name == settings.name  # batching changes nothing
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(batch_size=0), "--batch-size must be at least 1"),
+        (dict(attack="genetic", population=0), "--population must be at least 1"),
+        (dict(attack="genetic", generations=0), "--generations must be at least 1"),
+        (dict(attack="ascc", ascc_steps=0), "--ascc-steps must be at least 1"),
+        (dict(k=0), "--k must be at least 1"),
+        (dict(k=-2), "--k must be at least 1"),
+        (dict(min_cos=2.0), "--min-cos must be a cosine in [-1, 1]"),
+        (dict(min_cos=-1.5), "--min-cos must be a cosine in [-1, 1]"),
+        (dict(n=0), "--n must be at least 1"),
+        (dict(n=-3), "--n must be at least 1"),
+        (dict(budget=0.0), "budget must be in (0, 1]"),
+        (dict(budget=1.5), "budget must be in (0, 1]"),
+        (dict(budget=-0.1), "budget must be in (0, 1]"),
+        (dict(attack="hotflip"), "unknown attack 'hotflip'"),
+    ],
+)
+def test_bad_settings_are_refused(settings, message):
+    with pytest.raises(JaxRobustError) as e:
+        AttackSettings(**settings)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_k_defaults_to_the_recipe_only_when_not_given():
+    assert AttackSettings(attack="gradient").k == 20 and AttackSettings(attack="textfooler").k == 50
+    assert AttackSettings(attack="gradient", k=1).k == 1
+    assert AttackSettings(attack="gradient", min_cos=-1.0).min_cos == -1.0
+
+
+def test_report_is_named_after_the_examples_attacked(tmp_path, capsys):
+    settings = AttackSettings(attack="gradient", n=500)
+    fitted = fit_to_split(settings, 24)
+    assert fitted.n == 24 and "larger than the test split" in capsys.readouterr().out
+    assert report_dir(tmp_path, fitted).name.endswith("-n24-s0")
+    assert fit_to_split(fitted, 24) is fitted and capsys.readouterr().out == ""  # no second notice
+    # The study asks for n <= the split: its report names stay as they were.
+    small = AttackSettings(attack="gradient", n=8)
+    assert report_dir(tmp_path, fit_to_split(small, 24)) == report_dir(tmp_path, small)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(workdir="run", model="m", task="t"), "not both"),
+        (dict(workdir="run", task="t"), "go with --model"),
+        (dict(workdir="run", text_field="sentence"), "go with --model"),
+        (dict(model="m"), "--model needs --task"),
+        (dict(), "give --workdir RUN"),
+    ],
+)
+def test_target_flags_that_would_be_ignored_are_refused(kwargs, message):
+    with pytest.raises(JaxRobustError, match=message):
+        load_target(**kwargs)

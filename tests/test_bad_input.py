@@ -140,7 +140,7 @@ CASES: dict[str, tuple[list[str], str]] = {
     "sweep budget not a number": (["sweep", "--workdir", "{run}", "--budgets", "0.1,abc"], r"abc"),
     "sweep budget above 1": (["sweep", "--workdir", "{run}", "--budgets", "1.5"], r"1\.5"),
     "sweep over runs of different tasks": (
-        ["sweep", "--workdir", "{run}", "--workdir", "{tmp}/other_task_run", "--synonyms", "counterfitted:{table}"], r"task"
+        ["sweep", "--workdir", "{run}", "--workdir", "{tmp}/other_task_run"], r"cannot sweep runs of different tasks together"
     ),
     "synonyms describe k 0": (["synonyms", "describe", "wordnet", "--k", "0"], r"k must be"),
     "synonyms describe unknown source": (["synonyms", "describe", "nope"], r"unknown synonym source 'nope'"),

@@ -155,3 +155,43 @@ def test_zero_records(tmp_path):
         reader = csv.DictReader(f)
         assert list(reader) == [] and reader.fieldnames == CSV_COLUMNS
     assert "<ins>" not in (out / "examples.html").read_text()
+
+
+def test_low_confidence_examples_are_counted_and_flagged(tmp_path):
+    # correct but unsure (p(true) 0.55): a success there says little about robustness
+    unsure = record(5, 1, "the film was good", "the film was fine", [(3, "good", "fine")], [0.45, 0.55], [0.6, 0.4], True)
+    just_sure = record(6, 0, "bad film", "bad film", [], [0.6, 0.4], [0.6, 0.4], False)  # p(true) 0.6: confident
+    records = RECORDS + [unsure, just_sure]
+    s = summarize(records, 1.0)
+    # attacked: SUCCESS (0.9), FAILED (0.8), NO_WORD (0.8), SUCCESS2 (0.9), unsure (0.55), just_sure (0.6);
+    # MISCLASSIFIED (p(true) 0.3) is skipped, not low confidence
+    assert s["low_confidence_n"] == 1
+    assert s["attack_success_rate"] == pytest.approx(3 / 6)
+    assert s["success_rate_confident"] == pytest.approx(2 / 5)
+    assert summarize([unsure], 1.0)["success_rate_confident"] is None  # no confident example
+    assert summarize([MISCLASSIFIED], 1.0)["low_confidence_n"] == 0
+    write_report(tmp_path, records, s)
+    page = (tmp_path / "examples.html").read_text()
+    assert page.count("low confidence: clean p(label)") == 1
+    assert "<th>low_confidence_n</th><td>1</td>" in page
+
+
+def test_rewriting_a_report_never_leaves_old_results_beside_new_examples(tmp_path, monkeypatch):
+    """A report with results.json is complete: writing over one removes that file before anything
+    else, so a crash half-way leaves an incomplete report, not old results with new examples."""
+    import jaxrobust.attacks.report as report
+
+    write_report(tmp_path, RECORDS, summarize(RECORDS, 1.0))
+    written, real = [], report.write_text_atomic
+
+    def crash_on_second(path, text):
+        written.append(path.name)
+        if len(written) == 2:
+            raise OSError("disk full")
+        return real(path, text)
+
+    monkeypatch.setattr(report, "write_text_atomic", crash_on_second)
+    with pytest.raises(OSError):
+        write_report(tmp_path, RECORDS[:2], summarize(RECORDS[:2], 1.0))
+    assert not (tmp_path / "results.json").exists()
+    assert written[-1] != "results.json"

@@ -118,6 +118,16 @@ def _badness(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(probs).any(-1), np.inf, p_true - 2.0 * flipped)
 
 
+# Scores from device batches of other sizes differ in their last float32 bits: candidates within this
+# of the best are tied, and a tie goes to the first, so that the batch size never changes a choice.
+TIE = 1e-6
+
+
+def _argmin_first(bad: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``argmin`` along ``axis`` that gives a near-tie (within :data:`TIE`) to the first index."""
+    return np.argmax(bad <= bad.min(axis, keepdims=True) + TIE, axis=axis)
+
+
 def _score(scorer: Scorer, member: np.ndarray, choice: np.ndarray) -> np.ndarray:
     """Probabilities ``[R, C]`` of rows ``member [R]``, ``choice [R, W]``: ONE scorer call, in which
     identical rows (frequent in the genetic attack) are scored, and counted, once."""
@@ -158,7 +168,7 @@ def _try_candidates(scorer: Scorer, start: _Start, member: np.ndarray, choice: n
 def _pick_best(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Best candidate of each row of ``probs [R, K, C]``: ``(k [R], probs [R, C], badness [R])``."""
     bad = _badness(probs, labels[:, None])
-    k = bad.argmin(-1)
+    k = _argmin_first(bad, -1)
     rows = np.arange(len(k))
     return k, probs[rows, k], bad[rows, k]
 
@@ -244,7 +254,7 @@ def _pwws_scores(scorer: Scorer, start: _Start, members: np.ndarray) -> tuple[np
     score = np.where(valid, weight * np.where(valid, gain, 0.0), np.nan)
     # A clean-text swap that already flips the prediction ends the search (the best flipping one).
     bad = _badness(swap_probs, start.labels[members, None, None]).reshape(A, W * K)
-    best = bad.argmin(1)
+    best = _argmin_first(bad, 1)
     flips = np.flatnonzero(bad[np.arange(A), best] < -0.5)
     found = np.full((A, W), ORIGINAL, np.int32)
     found[flips, best[flips] // K] = best[flips] % K
@@ -348,7 +358,7 @@ def genetic_group(
     active = np.ones(len(members), bool)
     for generation in range(generations + 1):
         bad = _badness(probs, labels[:, None])  # [A, P]
-        best = bad.argmin(1)
+        best = _argmin_first(bad, 1)
         ends = active & ((bad[np.arange(len(members)), best] < -0.5) | (generation == generations))
         choice[members[ends]] = pop[ends, best[ends]]
         on_done(int(ends.sum()))

@@ -48,6 +48,7 @@ import numpy as np
 import optax
 
 from jaxrobust.assets import cache_dir, fetch_bundle
+from jaxrobust import interrupt
 
 GLOVE_BUNDLE = "bundle:glove-6b-50d"
 # GloVe lists its 400,000 words by corpus frequency. 50,000 vocabulary words (down to "impregnable")
@@ -106,6 +107,7 @@ def nearest_neighbours(vectors: np.ndarray, m: int, chunk: int = 1024) -> tuple[
     ids = np.empty((n, m), np.int32)
     sims = np.empty((n, m), np.float32)
     for start in range(0, n, chunk):
+        interrupt.check()  # Ctrl-C stops between device batches
         q = x[start : start + chunk]
         if q.shape[0] < chunk:  # pad the last chunk so the function compiles once
             q = jnp.pad(q, ((0, chunk - q.shape[0]), (0, 0)))
@@ -214,6 +216,7 @@ def counter_fit(
     opt_state = opt.init(v)
     rng = np.random.default_rng(cfg.seed)
     for e in range(cfg.epochs):
+        interrupt.check()
         ant_b, ant_w = _batched(antonyms, steps, rng)
         syn_b, syn_w = _batched(synonyms, steps, rng)
         vsp_b, vsp_w, d0 = _batched(vsp, steps, rng, vsp_d0)

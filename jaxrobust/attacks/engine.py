@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrobust import interrupt
 from jaxrobust.attacks import gradient
 from jaxrobust.attacks.layout import ORIGINAL, AttackExample, Layout, make_layout, padded_length, token_lengths
 from jaxrobust.attacks.victim import Victim, build_batch, probs
@@ -97,6 +98,7 @@ class Scorer:
                 # and a short last batch is not padded to a full chunk.
                 size = min(self.chunk, _round_up(len(rows), ROW_STEP))
                 padded = np.concatenate([rows, np.repeat(rows[:1], size - len(rows))])
+                interrupt.check()  # Ctrl-C stops between device batches
                 yield rows, self.group.layout.rows(member[padded]), choice[padded], int(lengths[rows[0]])
 
     def __call__(self, member: np.ndarray, choice: np.ndarray) -> np.ndarray:

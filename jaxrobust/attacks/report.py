@@ -10,7 +10,9 @@
 
 Counting follows TextAttack: an example the model gets wrong on the clean text is *skipped*; an
 example with no attackable word is a *failed* attack (it stays correct under attack). Accuracies and
-rates are fractions; a mean over no examples is ``None`` (``null``).
+rates are fractions; a mean over no examples is ``None`` (``null``). Correctly classified examples
+with a clean p(true label) below 0.6 are *low confidence*: counted (``low_confidence_n``), flagged
+in the page, and left out of ``success_rate_confident``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from jaxrobust import interrupt
 from jaxrobust.data.encoding import word_spans
 from jaxrobust.io import write_text_atomic
 
@@ -51,6 +54,21 @@ def _mean(values: Sequence[float]) -> float | None:
     return _ratio(sum(values), len(values))
 
 
+# A success against an example the model was barely sure of (p(true label) 0.52, say) says little
+# about robustness: such examples are flagged and the success rate is also given without them.
+LOW_CONFIDENCE = 0.6
+
+
+def clean_prob_true(record: dict) -> float:
+    """The model's probability of the true label on the clean text."""
+    return float(record["original_probs"][record["label"]])
+
+
+def is_low_confidence(record: dict) -> bool:
+    """Classified correctly, but with a clean p(true label) below :data:`LOW_CONFIDENCE`."""
+    return record["reason"] != "misclassified" and clean_prob_true(record) < LOW_CONFIDENCE
+
+
 def result_type(record: dict) -> str:
     """TextAttack's name for the outcome: ``Successful``, ``Failed`` or ``Skipped`` (misclassified)."""
     if record["reason"] == "misclassified":
@@ -63,6 +81,7 @@ def summarize(records: Sequence[dict], seconds: float, **extra) -> dict:
     n = len(records)
     attacked = [r for r in records if r["reason"] != "misclassified"]  # correct on the clean text
     successful = [r for r in attacked if r["success"]]
+    confident = [r for r in attacked if not is_low_confidence(r)]
     summary = dict(
         n=n,
         clean_accuracy=_ratio(len(attacked), n),
@@ -76,6 +95,8 @@ def summarize(records: Sequence[dict], seconds: float, **extra) -> dict:
         skipped_misclassified=n - len(attacked),
         skipped_no_candidates=sum(r["reason"] == "no attackable word" for r in records),
         successes=len(successful),
+        low_confidence_n=len(attacked) - len(confident),
+        success_rate_confident=_ratio(sum(r["success"] for r in confident), len(confident)),
     )
     clash = sorted(set(summary) & set(extra))
     if clash:
@@ -125,10 +146,18 @@ def write_report(
     """Write ``examples.jsonl``, ``examples.html``, ``textattack.csv`` and, last (a report with a
     ``results.json`` is complete), ``results.json`` into ``out_dir``."""
     out = Path(out_dir)
-    write_text_atomic(out / "examples.jsonl", "".join(json.dumps(r) + "\n" for r in records))
-    write_text_atomic(out / "textattack.csv", textattack_csv(records))
-    write_text_atomic(out / "examples.html", examples_html(records, summary, label_names))
-    write_text_atomic(out / "results.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    files = {  # rendered first: Ctrl-C while rendering leaves the directory as it was
+        "examples.jsonl": "".join(json.dumps(r) + "\n" for r in records),
+        "textattack.csv": textattack_csv(records),
+        "examples.html": examples_html(records, summary, label_names),
+        "results.json": json.dumps(summary, indent=2, sort_keys=True) + "\n",
+    }
+    with interrupt.deferred():  # then written whole: Ctrl-C waits until the report is complete
+        # An older report there stops counting as complete before any of its files is replaced,
+        # so that a crash half-way never pairs old results with new examples.
+        (out / "results.json").unlink(missing_ok=True)
+        for name, text in files.items():
+            write_text_atomic(out / name, text)
 
 
 def _argmax(probs: Sequence[float]) -> int:
@@ -169,6 +198,7 @@ del { background: #fcc; text-decoration: line-through; }
 ins { background: #cfc; text-decoration: none; font-weight: bold; }
 .badge { padding: 0.1em 0.5em; border-radius: 3px; color: white; font-weight: bold; }
 .Successful { background: #c33; } .Failed { background: #393; } .Skipped { background: #888; }
+.low { background: #d80; }
 """
 
 
@@ -190,6 +220,8 @@ def _example_block(r: dict, label_names: list[str] | None) -> str:
     kind, y = result_type(r), r["label"]
     label = label_names[y] if label_names else str(y)
     reason = f" ({html.escape(r['reason'])})" if r["reason"] else ""
+    if is_low_confidence(r):
+        reason += f' <span class="badge low">low confidence: clean p(label) &lt; {LOW_CONFIDENCE:g}</span>'
     meta = (
         f'<span class="badge {kind}">{kind}</span>{reason} &middot; example {r["index"]} &middot; '
         f"label {html.escape(label)} &middot; p(label) {r['original_probs'][y]:.3f} &rarr; "

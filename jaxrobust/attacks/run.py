@@ -8,6 +8,7 @@ groups -> the chosen attack on each group -> string-level check of every final t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from pathlib import Path
 from typing import Sequence
@@ -54,8 +55,17 @@ class AttackSettings:
             raise JaxRobustError(f"budget must be in (0, 1] (a share of the words), got {self.budget}")
         if self.n < 1:
             raise JaxRobustError(f"--n must be at least 1, got {self.n}")
+        if self.k is not None and self.k < 1:
+            raise JaxRobustError(f"--k must be at least 1 (candidates per word), got {self.k}")
+        if self.min_cos is not None and not -1 <= self.min_cos <= 1:
+            raise JaxRobustError(f"--min-cos must be a cosine in [-1, 1], got {self.min_cos}")
+        for field, flag in (("batch_size", "--batch-size"), ("population", "--population"),
+                            ("generations", "--generations"), ("ascc_steps", "--ascc-steps"),
+                            ("verify", "verify"), ("max_iters", "max_iters")):
+            if getattr(self, field) < 1:
+                raise JaxRobustError(f"{flag} must be at least 1, got {getattr(self, field)}")
         default_k, default_cos = CANDIDATE_DEFAULTS[self.attack]
-        self.k = self.k or default_k
+        self.k = default_k if self.k is None else self.k
         self.min_cos = default_cos if self.min_cos is None else self.min_cos
 
     @property
@@ -107,14 +117,14 @@ def attack_examples(
         ae.index = int(index)
     attackable = [ae for ae in items if ae.slot_words]
     records_by_index: dict[int, dict] = {}
-    bar = tqdm(total=len(items), desc=f"{settings.attack} attack", unit="ex", disable=not progress)
-    idle = [ae for ae in items if not ae.slot_words]
-    _collect(records_by_index, verify.check(victim, params, tokenizer, idle, [None] * len(idle), settings.budget), bar)
-    if attackable:
-        group = engine.make_group(tokenizer, attackable, settings.budget, victim.max_length, settings.k)
-        outcomes = _run_group(victim, params, group, settings, bar)
-        _collect(records_by_index, verify.check(victim, params, tokenizer, group.members, outcomes, settings.budget), bar, count=False)
-    bar.close()
+    # A context manager, so that the bar is closed (the terminal line finished) on Ctrl-C too.
+    with tqdm(total=len(items), desc=f"{settings.attack} attack", unit="ex", disable=not progress) as bar:
+        idle = [ae for ae in items if not ae.slot_words]
+        _collect(records_by_index, verify.check(victim, params, tokenizer, idle, [None] * len(idle), settings.budget), bar)
+        if attackable:
+            group = engine.make_group(tokenizer, attackable, settings.budget, victim.max_length, settings.k)
+            outcomes = _run_group(victim, params, group, settings, bar)
+            _collect(records_by_index, verify.check(victim, params, tokenizer, group.members, outcomes, settings.budget), bar, count=False)
     records = [records_by_index[ae.index] for ae in items]
     return records, time.perf_counter() - start
 
@@ -166,18 +176,34 @@ class Target:
     source: str  # the run directory or model reference
     classifier: object  # the LoadedClassifier (config, tokenizer, model) it came from
 
+    @functools.cached_property
+    def test(self) -> list[Example]:
+        """The task's test split, loaded once."""
+        return self.task.load().test
 
-def load_target(workdir: str | None = None, model: str | None = None, task: str | None = None, max_length: int = 64) -> Target:
-    """The best-on-dev model of run ``workdir``, or model ``model`` (dir, bundle:ID, hub id) on ``task``."""
+
+def load_target(
+    workdir: str | None = None,
+    model: str | None = None,
+    task: str | None = None,
+    max_length: int = 64,
+    text_field: str | None = None,
+    label_field: str | None = None,
+    text_b_field: str | None = None,
+) -> Target:
+    """The best-on-dev model of run ``workdir``, or model ``model`` (dir, bundle:ID, hub id) on ``task``
+    (for a csv:/jsonl: task, the fields hold its columns)."""
     from jaxrobust.attacks.victim import split_model
 
+    if workdir is not None and model is not None:
+        raise JaxRobustError("give either --workdir RUN or --model REF --task TASK, not both")
     if model is not None:
         from jaxrobust.data import get_task
         from jaxrobust.models import load_classifier
 
         if task is None:
             raise JaxRobustError("--model needs --task (the task whose test split is attacked)")
-        the_task = get_task(task)
+        the_task = get_task(task, text_field or "text", label_field or "label", text_b_field)
         loaded = load_classifier(model, the_task.num_labels)
         if loaded.fresh_params:
             raise JaxRobustError(f"{model} has no trained classification head ({', '.join(loaded.fresh_params[:3])} ...)")
@@ -187,6 +213,9 @@ def load_target(workdir: str | None = None, model: str | None = None, task: str 
 
         if workdir is None:
             raise JaxRobustError("give --workdir RUN (a training run) or --model REF --task TASK")
+        # A run attacks its own task: a task or fields given beside it would be silently ignored.
+        if task is not None or text_field or label_field or text_b_field:
+            raise JaxRobustError("--task and the --*-field flags go with --model; a --workdir run attacks its own task")
         config, prepared = load_run(workdir)
         loaded, the_task, max_length, source = prepared.classifier, prepared.task, config.max_length, str(workdir)
     tok = loaded.tokenizer
@@ -194,13 +223,20 @@ def load_target(workdir: str | None = None, model: str | None = None, task: str 
     return Target(victim, params, tok, the_task, source, loaded)
 
 
+def fit_to_split(settings: AttackSettings, n_test: int) -> AttackSettings:
+    """``settings`` with ``n`` at most the test split's size ``n_test``: what is attacked, and what the
+    report is named after."""
+    if settings.n <= n_test:
+        return settings
+    print(f"notice: --n {settings.n} is larger than the test split; attacking all {n_test} examples")
+    return dataclasses.replace(settings, n=n_test)
+
+
 def run_attack(target: Target, settings: AttackSettings, table, out_dir: Path, progress: bool = True) -> dict:
     """Attack a seeded sample of ``target``'s test split with candidates from ``table``
     (a :class:`~jaxrobust.attacks.synonyms.CandidateTable`); write the report into ``out_dir``."""
-    test = target.task.load().test
-    if settings.n > len(test):
-        print(f"notice: --n {settings.n} is larger than the test split; attacking all {len(test)} examples")
-        settings = dataclasses.replace(settings, n=len(test))
+    test = target.test
+    settings = fit_to_split(settings, len(test))
     indices = sample_indices(len(test), settings.n, settings.seed)
     records, seconds = attack_examples(
         target.victim, target.params, target.tokenizer, [test[i] for i in indices], indices,

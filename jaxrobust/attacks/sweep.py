@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrobust import interrupt
 from jaxrobust.attacks import engine, gradient, verify
 from jaxrobust.attacks.layout import prepare_examples
 from jaxrobust.attacks.run import Target, sample_indices
@@ -25,14 +26,32 @@ from jaxrobust.errors import JaxRobustError
 from jaxrobust.io import write_json_atomic, write_text_atomic
 
 
-def stack_params(targets: Sequence[Target]):
-    """Parameters of ``targets`` stacked on a new leading axis (they must share one architecture)."""
+def parse_budgets(text: str) -> list[float]:
+    """``"0.05,0.1"`` -> ``[0.05, 0.1]``: comma-separated shares of words, each in (0, 1]."""
+    try:
+        budgets = [float(b) for b in text.split(",")]
+    except ValueError:
+        raise JaxRobustError(f"--budgets must be comma-separated numbers, e.g. 0.05,0.1,0.2; got {text!r}") from None
+    if any(not 0 < b <= 1 for b in budgets):
+        raise JaxRobustError(f"--budgets must each be in (0, 1] (a share of the words), got {text!r}")
+    return budgets
+
+
+def check_sweepable(targets: Sequence[Target]) -> None:
+    """Refuse runs that cannot be swept together: another architecture or another task."""
     first = targets[0]
     for t in targets[1:]:
         if t.victim != first.victim or jax.tree.structure(t.params) != jax.tree.structure(first.params):
             raise JaxRobustError(f"{t.source} and {first.source} differ in architecture or settings: cannot sweep them together")
         if t.task.name != first.task.name:
-            raise JaxRobustError(f"{t.source} is a {t.task.name} run, {first.source} a {first.task.name} run")
+            raise JaxRobustError(
+                f"cannot sweep runs of different tasks together: {t.source} is a {t.task.name} run, {first.source} a {first.task.name} run"
+            )
+
+
+def stack_params(targets: Sequence[Target]):
+    """Parameters of ``targets`` stacked on a new leading axis (they must share one architecture)."""
+    check_sweepable(targets)
     return jax.tree.map(lambda *xs: jnp.stack(xs), *[t.params for t in targets])
 
 
@@ -61,7 +80,7 @@ def sweep(
         raise JaxRobustError(f"budgets must be in (0, 1], got {list(budgets)}")
     first = targets[0]
     stacked = stack_params(targets)
-    test = first.task.load().test
+    test = first.test
     indices = sample_indices(len(test), min(n, len(test)), seed)
     examples = [test[i] for i in indices]
     items = prepare_examples(first.tokenizer, examples, candidates_of, first.victim.max_length, k)
@@ -74,6 +93,7 @@ def sweep(
     group = engine.make_group(first.tokenizer, attackable, max(budgets), first.victim.max_length, k) if attackable else None
     for lo in range(0, len(attackable), batch_size):
         rows = np.arange(lo, min(lo + batch_size, len(attackable)))
+        interrupt.check()  # Ctrl-C stops between device batches
         out = np.asarray(_sweep_program(
             first.victim, stacked, group.layout.rows(rows), budget_arr,
             length=group.length_of(rows), verify=verify_top, max_iters=max_iters,
@@ -107,13 +127,13 @@ def sweep(
 
 def write_sweep(result: dict, out_dir: Path) -> None:
     """``sweep.json``, ``sweep.md`` and ``robust_accuracy_vs_budget.png`` in ``out_dir``."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out_dir / "sweep.json", result)
     budgets = result["budgets"]
     lines = [
         f"Accuracy under the gradient attack, {result['task']}, n={result['n']}, top-{result['k']} candidates",
@@ -123,7 +143,6 @@ def write_sweep(result: dict, out_dir: Path) -> None:
     ]
     for run, clean, accs in zip(result["runs"], result["clean_accuracy"], result["accuracy_under_attack"]):
         lines.append(f"| {run} | {clean:.3f} | " + " | ".join(f"{a:.3f}" for a in accs) + " |")
-    write_text_atomic(out_dir / "sweep.md", "\n".join(lines) + "\n")
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for run, clean, accs in zip(result["runs"], result["clean_accuracy"], result["accuracy_under_attack"]):
         ax.plot([0.0, *budgets], [clean, *accs], marker="o", label=Path(run).name or run)
@@ -133,7 +152,13 @@ def write_sweep(result: dict, out_dir: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = out_dir / ".robust_accuracy_vs_budget.png.tmp"
-    fig.savefig(tmp, format="png", dpi=120)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=120)
     plt.close(fig)
-    tmp.replace(out_dir / "robust_accuracy_vs_budget.png")
+    with interrupt.deferred():  # everything rendered: write it whole, Ctrl-C waits until done
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out_dir / "sweep.json", result)
+        write_text_atomic(out_dir / "sweep.md", "\n".join(lines) + "\n")
+        tmp = out_dir / ".robust_accuracy_vs_budget.png.tmp"
+        tmp.write_bytes(png.getvalue())
+        tmp.replace(out_dir / "robust_accuracy_vs_budget.png")

@@ -14,6 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
+from jaxrobust import interrupt
+from jaxrobust.attacks import report
 from jaxrobust.attacks.engine import Outcome
 from jaxrobust.attacks.layout import AttackExample
 from jaxrobust.attacks.victim import Victim, predict
@@ -27,6 +29,7 @@ def string_probs(victim: Victim, params, tokenizer, examples: Sequence[Example],
     buckets = tuple(range(8, victim.max_length + 8, 8))
     out = None
     for batch in make_batches(encoded, batch_size, buckets, tokenizer.pad_token_id, fit_last=True):
+        interrupt.check()  # Ctrl-C stops between device batches
         p = np.asarray(predict(victim, params, {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}))
         out = np.zeros((len(examples), p.shape[1]), np.float32) if out is None else out
         real = batch["index"] >= 0
@@ -45,7 +48,8 @@ def check(
     """One record per example of ``items`` (``None`` outcome: nothing attackable, left unchanged).
 
     Record keys: ``index, label, original_text, perturbed_text, substitutions, original_probs,
-    perturbed_probs, success, skipped, reason, queries, gradients, n_words, words_changed``.
+    perturbed_probs, success, skipped, reason, queries, gradients, n_words, words_changed,
+    clean_prob_true, low_confidence`` (see :func:`report.is_low_confidence`).
     """
     if not items:
         return []
@@ -70,24 +74,24 @@ def check(
         else:
             reason = ""
         _check_constraints(ae, o, budget)
-        records.append(
-            dict(
-                index=ae.index,
-                label=label,
-                original_text=ae.text,
-                perturbed_text=final.text_b if final.text_b is not None else final.text,
-                substitutions=[list(s) for s in subs],
-                original_probs=[float(x) for x in original_probs],
-                perturbed_probs=[float(x) for x in p],
-                success=bool(not misclassified and subs and int(np.argmax(p)) != label),
-                skipped=bool(reason),
-                reason=reason,
-                queries=int(o.queries) if o is not None else 1,
-                gradients=int(o.gradients) if o is not None else 0,
-                n_words=ae.n_words,
-                words_changed=len(subs),
-            )
+        record = dict(
+            index=ae.index,
+            label=label,
+            original_text=ae.text,
+            perturbed_text=final.text_b if final.text_b is not None else final.text,
+            substitutions=[list(s) for s in subs],
+            original_probs=[float(x) for x in original_probs],
+            perturbed_probs=[float(x) for x in p],
+            success=bool(not misclassified and subs and int(np.argmax(p)) != label),
+            skipped=bool(reason),
+            reason=reason,
+            queries=int(o.queries) if o is not None else 1,
+            gradients=int(o.gradients) if o is not None else 0,
+            n_words=ae.n_words,
+            words_changed=len(subs),
         )
+        record.update(clean_prob_true=report.clean_prob_true(record), low_confidence=report.is_low_confidence(record))
+        records.append(record)
     return records
 
 
