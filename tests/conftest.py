@@ -132,3 +132,21 @@ def trained_tiny_run(tiny_model_dir, tmp_path_factory):
     c.epochs, c.lr, c.warmup_ratio = 6, 1e-2, 0.0
     train_and_evaluate(c, root / "run")
     return root / "run"
+
+
+@pytest.fixture(scope="session")
+def other_tiny_run(trained_tiny_run, tmp_path_factory):
+    """``trained_tiny_run`` trained for one epoch instead of its six: same task and architecture, but a
+    weaker model (about 64% test accuracy) that the attacks treat differently."""
+    import json
+
+    from jaxrobust.train import default_config, train_and_evaluate
+
+    saved = json.loads((trained_tiny_run / "config.json").read_text())
+    c = default_config()
+    for key in ("task", "model", "seed", "max_length", "batch_size", "eval_batch_size", "lr", "warmup_ratio"):
+        c[key] = saved[key]
+    c.buckets, c.epochs = tuple(saved["buckets"]), 1
+    run = tmp_path_factory.mktemp("tiny-run-one-epoch") / "run"
+    train_and_evaluate(c, run)
+    return run

@@ -22,7 +22,6 @@ from jaxrobust import interrupt
 from jaxrobust.attacks.run import load_target
 from jaxrobust.attacks.verify import string_probs
 from jaxrobust.data.tasks import Example
-from test_attacks import train_other_run
 
 
 def _cli(*args, cwd=None):
@@ -39,11 +38,6 @@ def _main(capsys, monkeypatch, *args):
 
 def _one_line_error(err: str, message: str) -> bool:
     return message in err and len(err.strip().splitlines()) == 1 and err.startswith("error: ")
-
-
-@pytest.fixture(scope="module")
-def other_tiny_run(trained_tiny_run, tmp_path_factory):
-    return train_other_run(trained_tiny_run, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -36,28 +34,6 @@ STOP = {"the", "a", "and", "it", "was", "not", "very", "were"}
 
 def candidates_of(word: str) -> list[str]:
     return [] if word.lower() in STOP else CANDIDATES.get(word.lower(), [])
-
-
-def train_other_run(first_run, tmp_path_factory) -> Path:
-    """``first_run`` trained for one epoch instead of its six: same task and architecture, but a
-    weaker model (about 64% test accuracy) that the attacks treat differently. Trained once per
-    session (kept under the session's base temp dir, so that test modules importing this share it)."""
-    from jaxrobust.train import default_config, train_and_evaluate
-
-    run = tmp_path_factory.getbasetemp() / "tiny-run-one-epoch"
-    if not (run / "results.json").is_file():
-        saved = json.loads((Path(first_run) / "config.json").read_text())
-        c = default_config()
-        for key in ("task", "model", "seed", "max_length", "batch_size", "eval_batch_size", "lr", "warmup_ratio"):
-            c[key] = saved[key]
-        c.buckets, c.epochs = tuple(saved["buckets"]), 1
-        train_and_evaluate(c, run)
-    return run
-
-
-@pytest.fixture(scope="session")
-def other_tiny_run(trained_tiny_run, tmp_path_factory):
-    return train_other_run(trained_tiny_run, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

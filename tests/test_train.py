@@ -20,7 +20,7 @@ from jaxrobust.data.encoding import Encoded, make_batches
 from jaxrobust.errors import JaxRobustError
 from jaxrobust.models import load_classifier
 from jaxrobust.models.weights import flat_params
-from jaxrobust.train import default_config, make_optimizer, train_and_evaluate
+from jaxrobust.train import make_optimizer, train_and_evaluate
 
 def _checkpointed_params(config, run_dir, step: int, total_steps: int) -> dict:
     """The model parameters of training checkpoint ``step`` (restored with their optimizer)."""
