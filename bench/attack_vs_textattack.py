@@ -41,7 +41,7 @@ from jaxrobust.attacks.synonyms import load_synonyms
 from jaxrobust.configs import load_config
 from jaxrobust.io import write_json_atomic, write_text_atomic
 from jaxrobust.models import export_classifier
-from jaxrobust.train import train_and_evaluate
+from jaxrobust.train import is_stale, train_and_evaluate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from finetune_vs_pytorch import machine  # noqa: E402
@@ -142,8 +142,9 @@ def main() -> None:
     args = parser.parse_args()
 
     workdir = Path(args.workdir)
-    if not (workdir / "results.json").is_file():
-        train_and_evaluate(load_config("finetune_minilm_rt"), workdir)
+    config = load_config("finetune_minilm_rt")
+    if not (workdir / "results.json").is_file() or is_stale(workdir, config):  # none yet, or on an old split
+        train_and_evaluate(config, workdir, overwrite=is_stale(workdir, config))
     target = load_target(str(workdir))
     cfg = target.classifier.config
     test = target.task.load().test

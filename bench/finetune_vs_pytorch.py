@@ -27,7 +27,7 @@ from jaxrobust.configs import load_config
 from jaxrobust.data import get_task
 from jaxrobust.io import write_json_atomic, write_text_atomic
 from jaxrobust.models.loading import load_tokenizer
-from jaxrobust.train import take_subset, train_and_evaluate
+from jaxrobust.train import is_stale, take_subset, train_and_evaluate
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -38,8 +38,9 @@ def machine() -> str:
 
 
 def run_jaxrobust(config, workdir: Path) -> dict:
-    """Train (or resume/reuse) the jaxrobust run; its results.json holds the numbers."""
-    results = train_and_evaluate(config, workdir)
+    """Train (or resume/reuse) the jaxrobust run; its results.json holds the numbers. A run of this
+    config on a split that has since changed is trained again."""
+    results = train_and_evaluate(config, workdir, overwrite=is_stale(workdir, config))
     epochs_examples = results["n_train"] * config.epochs
     return {
         "dev_accuracy": results["dev_accuracy"],

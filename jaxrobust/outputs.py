@@ -25,7 +25,7 @@ from jaxrobust.errors import JaxRobustError
 
 RUN_MARKER = ".jaxrobust-run"
 # Everything a run directory may hold that jaxrobust wrote: what --overwrite may remove.
-RUN_ENTRIES = (RUN_MARKER, "config.json", "metrics.jsonl", "results.json", "checkpoints", "best", "attacks", "sweeps")
+RUN_ENTRIES = (RUN_MARKER, "config.json", "split.json", "metrics.jsonl", "results.json", "checkpoints", "best", "attacks", "sweeps")
 EXPORT_MARKER = "jaxrobust-export.json"
 
 

@@ -87,18 +87,19 @@ def run_config(config, method: str, seed: int):
 def find_run(config, workdir: Path, method: str, seed: int) -> Path | None:
     """A finished run of (method, seed): in the study's workdir, or reused from the folder beside it
     named after the method's experiment (``make experiment EXP=X`` writes ``runs/X`` beside ``runs/STUDY``)."""
-    from jaxrobust.train import holds_config
+    from jaxrobust.train import holds_config, saved_split, split_digest
 
     wanted = run_config(config, method, seed)
     for candidate in (workdir / "runs" / f"{method}-s{seed}", workdir.parent / config.experiments[method]):
         if (candidate / "results.json").is_file() and holds_config(candidate, wanted):
-            return candidate
+            if saved_split(candidate) == split_digest(wanted):  # not a run on a split that has since changed
+                return candidate
     return None
 
 
 def run_study(config, workdir: str | os.PathLike) -> dict:
     """Train and attack every missing cell (``config.train``), then write and return the table."""
-    from jaxrobust.train import train_and_evaluate
+    from jaxrobust.train import is_stale, train_and_evaluate
 
     workdir = Path(workdir).absolute()
     check_study_config(config)
@@ -112,9 +113,9 @@ def run_study(config, workdir: str | os.PathLike) -> dict:
                 continue  # the whole cell is in the ledger
             run = find_run(config, workdir, method, seed)
             if run is None and config.train:
-                run = workdir / "runs" / f"{method}-s{seed}"
+                run, wanted = workdir / "runs" / f"{method}-s{seed}", run_config(config, method, seed)
                 print(f"study: training {method} seed {seed} into {run}")
-                train_and_evaluate(run_config(config, method, seed), run)
+                train_and_evaluate(wanted, run, overwrite=is_stale(run, wanted))  # its own run, on an old split
             if run is None:
                 continue
             record_cell(config, method, seed, run)  # the test accuracy, before the first attack
@@ -148,8 +149,13 @@ def read_ledger(config, method: str, seed: int) -> dict | None:
     path = _ledger_file(config, method, seed)
     if path is None or not path.is_file():
         return None
+    from jaxrobust.train import split_digest
+
     entry = json.loads(path.read_text())
-    return entry if entry["config"] == _config_json(config, method, seed) else None
+    wanted = run_config(config, method, seed)
+    # A cell of another run config, or of the same config on a split that has since changed, is stale.
+    fresh = entry["config"] == json.loads(wanted.to_json()) and entry.get("split") == split_digest(wanted)
+    return entry if fresh else None
 
 
 def _cell(config, method: str, seed: int, run: Path | None) -> dict | None:
@@ -158,8 +164,9 @@ def _cell(config, method: str, seed: int, run: Path | None) -> dict | None:
     entry = read_ledger(config, method, seed)
     if run is None:
         return entry
-    entry = entry or {"config": _config_json(config, method, seed), "attacks": {}}
-    entry["test_accuracy"] = json.loads((run / "results.json").read_text())["test_accuracy"]
+    results = json.loads((run / "results.json").read_text())
+    entry = entry or {"config": _config_json(config, method, seed), "split": results["split_digest"], "attacks": {}}
+    entry["test_accuracy"] = results["test_accuracy"]
     for attack in config.attacks:  # only the study's own attacks: the run may hold others, run by hand
         report = report_dir(run, attack_settings(config, attack))
         if (report / "results.json").is_file():

@@ -125,6 +125,8 @@ class Prepared:
     classifier: LoadedClassifier
     splits: dict[str, list[Encoded]]
     skipped: int
+    duplicates: int  # repeated texts dropped before splitting
+    split_digest: str  # the identity of the task's split (Splits.digest), part of a run's key
 
 
 def task_of(config) -> Task:
@@ -179,7 +181,20 @@ def prepare(config: ml_collections.ConfigDict) -> Prepared:
         if not examples:
             raise JaxRobustError(f"task {task.name} has an empty {name} split")
     encoded = {name: encode(classifier.tokenizer, ex, config.max_length) for name, ex in raw.items()}
-    return Prepared(task, classifier, encoded, splits.skipped)
+    return Prepared(task, classifier, encoded, splits.skipped, splits.duplicates, splits.digest())
+
+
+def split_digest(config) -> str:
+    """The split identity of ``config``'s task (``Splits.digest``; loads the task, a fraction of a second for the bundles)."""
+    return task_of(config).load().digest()
+
+
+def saved_split(workdir: Path) -> str | None:
+    """The split digest a run in ``workdir`` was trained on (None: unknown, a run from before it was kept)."""
+    try:
+        return json.loads((Path(workdir) / "split.json").read_text())["digest"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def epoch_batches(prepared: Prepared, config, epoch: int, substitutions: TokenSubstitutions | None = None) -> list[dict]:
@@ -342,6 +357,22 @@ def _must_clear(workdir: Path, config, overwrite: bool) -> bool:
     raise JaxRobustError(f"{workdir} holds a run with a different config; use --overwrite to replace it")
 
 
+def is_stale(workdir: Path, config) -> bool:
+    """Whether ``workdir`` holds a run of exactly ``config`` trained on a split that has since changed:
+    what a study or benchmark may replace in its own run folder (``overwrite=is_stale(...)``)."""
+    return holds_config(workdir, config) and saved_split(workdir) != split_digest(config)
+
+
+def _check_same_split(workdir: Path, digest: str) -> None:
+    """A run is resumed only on the split it was trained on: the same config over changed data (an
+    edited CSV, a new split rule) is another experiment."""
+    saved = saved_split(workdir)
+    if saved is None:
+        raise JaxRobustError(f"the run in {workdir} does not record its data split (it predates split.json); use --overwrite to train it again")
+    if saved != digest:
+        raise JaxRobustError(f"the data of the run in {workdir} changed since it was trained (split {saved}, now {digest}); use --overwrite to train it again")
+
+
 def _resume(checkpoints: Checkpoints, objects: dict, progress: dict) -> tuple[int, dict]:
     """Restore the newest intact training checkpoint into ``objects``: ``(step, progress)``, or
     ``(0, progress)`` for a new run. A damaged checkpoint is removed and the one before it used."""
@@ -375,9 +406,14 @@ def train_and_evaluate(
     clear = _must_clear(workdir, config, overwrite)
     prepared = prepare(config)  # a missing model or task, or bad data, leaves no run behind
     check_classes(config, prepared.task.num_labels)
+    if not clear and (workdir / "config.json").exists():
+        _check_same_split(workdir, prepared.split_digest)
     if clear:
         clear_run_dir(workdir)
     claim_run_dir(workdir)
+    sizes = {name: len(examples) for name, examples in prepared.splits.items()}
+    # Before config.json: a run that has a config always has its split.
+    write_json_atomic(workdir / "split.json", {"digest": prepared.split_digest, **sizes, "duplicates_dropped": prepared.duplicates})
     write_json_atomic(workdir / "config.json", json.loads(config.to_json()))
     objective = get_objective(config.objective)
     model = prepared.classifier.model  # what is evaluated, selected and exported
@@ -467,6 +503,8 @@ def train_and_evaluate(
         "n_dev": dev["n"],
         "n_test": test["n"],
         "skipped_empty_texts": prepared.skipped,
+        "duplicates_dropped": prepared.duplicates,
+        "split_digest": prepared.split_digest,
         "train_seconds": round(progress["train_seconds"], 2),  # all steps, those before a resume included
         # Steady-state throughput: steps that triggered a compilation are left out (None: every step compiled).
         "examples_per_second": (

@@ -58,15 +58,23 @@ def tiny_model_dir(tmp_path_factory):
     return make
 
 
-POSITIVE = ["the film was good", "a very good plot", "it was great", "great and good", "a great film", "very great"]
-NEGATIVE = ["the film was bad", "a very bad plot", "it was boring", "boring and bad", "bad bad", "very boring"]
+def _sentences(words: list[str]) -> list[str]:
+    """48 distinct sentences that each use the words of one class only (the tiny vocabulary above)."""
+    one = [f.format(x) for f in ("{}", "it was {}", "the film was {}", "the plot was {}", "a {} film", "a {} plot") for x in words]
+    two = [f.format(x, y) for f in ("{} and {}", "it was {} and {}") for x in words for y in words if x != y]
+    return one + two
+
+
+# Every sentence once: the split deduplicates, so repeated rows would only shrink the task.
+POSITIVE = _sentences(["good", "great", "very good", "very great"])
+NEGATIVE = _sentences(["bad", "boring", "very bad", "very boring"])
 
 
 def write_tiny_task(folder) -> str:
-    """A separable sentiment CSV over the tiny vocabulary, repeated to 96 rows: its task reference."""
+    """A separable sentiment CSV of 96 distinct sentences over the tiny vocabulary: its task reference."""
     path = folder / "tiny.csv"
     rows = [(t, "pos") for t in POSITIVE] + [(t, "neg") for t in NEGATIVE]
-    path.write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in rows * 8))
+    path.write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in rows))
     return f"csv:{path}"
 
 
@@ -111,8 +119,12 @@ def tiny_ft_run(tiny_model_dir, tmp_path_factory):
 
 
 # Two-token word for the attacks' multi-token rule: "films" is "film" + "##s" in the tiny vocabulary.
-ATTACK_SENTENCES = [(t, "pos") for t in POSITIVE + ["good films", "the films were great", "a good and great plot"]] + [
-    (t, "neg") for t in NEGATIVE + ["bad films", "the films were boring", "a bad and boring plot"]
+def _film_sentences(words: list[str]) -> list[str]:
+    return [f"{x} films" for x in words] + [f"the films were {x}" for x in words]
+
+
+ATTACK_SENTENCES = [(t, "pos") for t in POSITIVE + _film_sentences(["good", "great", "very good", "very great"])] + [
+    (t, "neg") for t in NEGATIVE + _film_sentences(["bad", "boring", "very bad", "very boring"])
 ]
 
 
@@ -124,7 +136,7 @@ def trained_tiny_run(tiny_model_dir, tmp_path_factory):
     directory, _ = tiny_model_dir("bert", num_labels=2)
     root = tmp_path_factory.mktemp("tiny-run")
     csv = root / "tiny.csv"
-    csv.write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in ATTACK_SENTENCES * 8))
+    csv.write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in ATTACK_SENTENCES))
     c = default_config()
     c.task = f"csv:{csv}"
     c.model = str(directory)

@@ -188,7 +188,7 @@ def exported_tiny_model(trained_tiny_run, tmp_path_factory):
     _, prepared = load_run(trained_tiny_run)
     export_classifier(prepared.classifier, root / "model", prepared.task.label_names)
     data = root / "reviews.csv"
-    data.write_text("sentence,y\n" + "".join(f"{t},{label}\n" for t, label in ATTACK_SENTENCES * 8))
+    data.write_text("sentence,y\n" + "".join(f"{t},{label}\n" for t, label in ATTACK_SENTENCES))
     return root / "model", f"csv:{data}"
 
 
@@ -216,7 +216,7 @@ def test_low_confidence_examples_are_counted_and_warned_about(tiny_model_dir, tm
     """The untrained tiny model gives every text p ~ 0.5: a success rate over such examples is noise."""
     directory, _ = tiny_model_dir("bert", num_labels=2)
     data = tmp_path / "tiny.csv"
-    data.write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in ATTACK_SENTENCES * 8))
+    data.write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in ATTACK_SENTENCES))
     neighbours = tmp_path / "nb.json"
     neighbours.write_text(json.dumps({"good": ["bad"], "bad": ["good"], "great": ["boring"], "boring": ["great"]}))
     out = tmp_path / "report"

@@ -17,7 +17,6 @@ import optax
 import pytest
 from flax import nnx
 
-from conftest import NEGATIVE, POSITIVE
 from jaxrobust.attacks import engine
 from jaxrobust.attacks.ascc_attack import ascc_group
 from jaxrobust.attacks.blackbox import ATTACKS
@@ -28,6 +27,9 @@ from jaxrobust.models import load_classifier
 from jaxrobust.models.loading import load_tokenizer
 
 MAX_LENGTH = 16
+# A dozen sentences the tiny BERT is fitted to (full batch) and attacked on: few, so every attack is quick.
+POSITIVE = ["the film was good", "a very good plot", "it was great", "great and good", "a great film", "very great"]
+NEGATIVE = ["the film was bad", "a very bad plot", "it was boring", "boring and bad", "bad bad", "very boring"]
 NUM_CANDIDATES = 2
 BUDGET = 0.3
 SWAPS = {

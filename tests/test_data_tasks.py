@@ -18,26 +18,29 @@ from jaxrobust.data.describe import describe_task
 from jaxrobust.data.tasks import SPLITS, TASKS, Example, Splits, Task, get_task, make_examples
 from jaxrobust.errors import HubUnreachable, JaxRobustError
 
-# Examples per label over all three splits, as measured from the pinned bundles.
+# Examples per label over all three splits, as measured from the pinned bundles, after each
+# repeated text is kept once (DUPLICATES: how many repeats were dropped before splitting).
 EXPECTED = {
-    "rotten_tomatoes": {"rotten": 5405, "fresh": 7403},  # 12,808 labelled snippets
+    "rotten_tomatoes": {"rotten": 5384, "fresh": 7368},  # 12,808 labelled snippets less 56 repeats
     "polarity": {"neg": 750, "pos": 750},
     "vader_tweets": {"negative": 1299, "positive": 2897},  # 4,200 less 4 rated exactly 0
-    "vader_amazon": {"negative": 1482, "positive": 2128},  # 3,708 less 98 rated exactly 0
-    "bbc_news": {"business": 510, "entertainment": 386, "politics": 417, "sports": 511, "tech": 401},
-    "hoc_party": {"Conservative": 442, "Labour": 398},  # of 1,000 speeches, 160 by other parties
+    "vader_amazon": {"negative": 1480, "positive": 2120},  # 3,708 less 98 rated exactly 0 and 10 repeats
+    "bbc_news": {"business": 503, "entertainment": 369, "politics": 403, "sports": 503, "tech": 347},
+    "hoc_party": {"Conservative": 437, "Labour": 393},  # of 1,000 speeches, 160 by other parties
 }
+DUPLICATES = {"rotten_tomatoes": 56, "polarity": 0, "vader_tweets": 0, "vader_amazon": 10, "bbc_news": 100, "hoc_party": 10}
 
 # sha256 of the test split ("label<TAB>text" lines), first 16 hex digits. The split must never
 # change between runs or machines: reported results are only comparable on the same test set. If
-# this fails after a deliberate change to a loader or to the split, say so where results are kept.
+# this fails after a deliberate change to a loader or to the split, say so where results are kept
+# (runs and study cells are keyed by Splits.digest, so they are not reused across such a change).
 TEST_SPLIT_DIGEST = {
-    "rotten_tomatoes": "f6041063abccd876",
+    "rotten_tomatoes": "a16a5d97bdab854d",
     "polarity": "b6407477b31cf05b",
     "vader_tweets": "a80d59aacfa01527",
-    "vader_amazon": "92f35d95de6a9b68",
-    "bbc_news": "6b93dfeabedd5b34",
-    "hoc_party": "3c4f950af2314a1d",
+    "vader_amazon": "7ef27c8286d0041c",
+    "bbc_news": "6ea30622f46924d3",
+    "hoc_party": "7066534b394223f6",
 }
 
 BUNDLE_TASKS = sorted(EXPECTED)
@@ -95,10 +98,16 @@ def test_sizes_and_labels(name, loaded):
 @pytest.mark.parametrize("name", BUNDLE_TASKS)
 def test_split_is_a_partition(name, loaded):
     splits, examples = loaded(name)
-    # By identity: the data has duplicate texts (BBC, Amazon), which must not hide an overlap.
+    # By identity: an example object is in one split at most.
     ids = [id(e) for s in SPLITS for e in splits[s]]
     assert len(ids) == len(set(ids)), "an example is in two splits"
-    assert set(ids) == {id(e) for e in examples}, "the splits do not cover the examples"
+    assert set(ids) <= {id(e) for e in examples}, "a split holds an example the loader did not give"
+    # By text: a repeated text is kept once, so no training text is also a dev or test text.
+    texts = [" ".join(e.text.split()) + "\t" + " ".join((e.text_b or "").split()) for s in SPLITS for e in splits[s]]
+    assert len(texts) == len(set(texts)), "a text is in the split twice"
+    distinct = {" ".join(e.text.split()) + "\t" + " ".join((e.text_b or "").split()) for e in examples}
+    assert set(texts) == distinct, "the splits do not cover the distinct texts"
+    assert splits.duplicates == len(examples) - len(distinct) == DUPLICATES[name]
 
 
 @pytest.mark.assets
@@ -118,9 +127,10 @@ def test_split_is_deterministic(name, loaded):
 @pytest.mark.parametrize("name", BUNDLE_TASKS)
 def test_split_is_stratified_80_10_10(name, loaded):
     task = get_task(name)
-    splits, examples = loaded(name)
+    splits, _ = loaded(name)
+    total = sum(len(splits[s]) for s in SPLITS)
     for s, fraction in zip(SPLITS, (0.8, 0.1, 0.1)):
-        assert abs(len(splits[s]) / len(examples) - fraction) < 0.01
+        assert abs(len(splits[s]) / total - fraction) < 0.01
     train = collections.Counter(e.label for e in splits.train)
     for s in ("dev", "test"):
         part = collections.Counter(e.label for e in splits[s])
@@ -152,6 +162,43 @@ def test_describe_small_task():
     assert "1 (25.0%)" in report and "3 (75.0%)" in report
     assert "skipped (empty or whitespace-only text): 2" in report
     assert "max 4" in report
+
+
+def test_deduplicate_keeps_each_text_once_test_first():
+    from jaxrobust.data.tasks import deduplicate
+
+    train = [Example("good  film", 1), Example("bad", 0), Example("fine", 1), Example("bad", 0)]
+    test = [Example("good film", 0), Example("new", 1)]  # "good film" is train's first text, spaced otherwise
+    parts, dropped = deduplicate({"train": train, "test": test})
+    assert dropped == 2
+    assert parts["test"] == test  # test keeps its own, so a fixed test set never changes
+    assert parts["train"] == [Example("bad", 0), Example("fine", 1)]
+    pairs = [Example("a", 0, "b"), Example("a", 0, "c"), Example("a", 1, "b")]
+    assert deduplicate({"train": pairs}) == ({"train": pairs[:2]}, 1)  # a pair is one text
+
+
+def test_csv_repeats_are_dropped_before_splitting_and_described(tmp_path):
+    rows = _balanced(10) + ["text pos 3,pos", "text  neg 4,neg", "text pos 3,neg"]  # a repeat with another label too
+    task = get_task(f"csv:{_csv(tmp_path, rows)}")
+    splits = task.load()
+    assert splits.duplicates == 3
+    texts = [e.text for s in SPLITS for e in splits[s]]
+    assert len(texts) == 20 and len(set(texts)) == 20
+    report = describe_task(task, splits)
+    assert "duplicates dropped before splitting (each text in one split only): 3" in report
+    assert f"split digest (the key of runs and study cells): {splits.digest()}" in report
+
+
+def test_split_digest_names_the_split():
+    splits = Splits([Example("a", 0), Example("b", 1)], [Example("c", 0)], [Example("d", 1)])
+    same = Splits([Example("a", 0), Example("b", 1)], [Example("c", 0)], [Example("d", 1)])
+    assert splits.digest() == same.digest() and re.fullmatch(r"[0-9a-f]{16}", splits.digest())
+    for changed in (
+        Splits([Example("a", 0), Example("b", 0)], [Example("c", 0)], [Example("d", 1)]),  # a label
+        Splits([Example("a", 0)], [Example("c", 0)], [Example("b", 1), Example("d", 1)]),  # a moved example
+        Splits([Example("a", 0), Example("b", 1, "x")], [Example("c", 0)], [Example("d", 1)]),  # a second text
+    ):
+        assert changed.digest() != splits.digest()
 
 
 def test_make_examples_rejects_undeclared_label():
@@ -297,7 +344,7 @@ def test_eight_rows_per_class_fill_every_split(tmp_path):
     for s in SPLITS:
         assert {e.label for e in splits[s]} == {0, 1}, f"{s} lacks a class"
     test_only = _csv(tmp_path, _balanced(5), name="main.csv")
-    splits = get_task(f"csv:{test_only}", test=str(_csv(tmp_path, _balanced(1), name="t.csv"))).load()
+    splits = get_task(f"csv:{test_only}", test=str(_csv(tmp_path, ["own,neg", "own too,pos"], name="t.csv"))).load()
     assert {e.label for e in splits.dev} == {0, 1}
 
 

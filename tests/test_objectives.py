@@ -155,12 +155,17 @@ def _tiny_batch(tok, subs, texts, labels):
     return batch
 
 
-def test_ascc_weights_stay_on_the_simplex_and_raise_the_kl(tiny_model_dir, neighbours_file, trained_tiny_run):
+def test_ascc_weights_stay_on_the_simplex_and_raise_the_kl(tiny_model_dir, tmp_path, trained_tiny_run):
     from jaxrobust.objectives import ascc
     from jaxrobust.train import load_run
 
-    tok, subs = _tiny_substitutions(tiny_model_dir, neighbours_file)
-    model = load_run(trained_tiny_run)[1].classifier.model  # trained: its predictions depend on the words
+    # Candidates of the other class, so that the trained model's prediction depends on the weights
+    # (it treats the synonyms of NEIGHBOURS, good/great and bad/boring, alike: their KLs are ~1e-6);
+    # not good/bad, which the synonym loader drops as WordNet antonyms.
+    opposites = tmp_path / "opposites.json"
+    opposites.write_text(json.dumps({"good": ["boring"], "great": ["bad"], "bad": ["great"], "boring": ["good"]}))
+    tok, subs = _tiny_substitutions(tiny_model_dir, opposites)
+    model = load_run(trained_tiny_run)[1].classifier.model
     batch = _tiny_batch(tok, subs, ["the film was good", "a very bad plot", "it was great"], [1, 0, 1])
     clean = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
     slot_embeds = model.embed_words(batch["slot_ids"])
@@ -172,8 +177,7 @@ def test_ascc_weights_stay_on_the_simplex_and_raise_the_kl(tiny_model_dir, neigh
     np.testing.assert_allclose(np.asarray(w).sum(-1), 1.0, atol=1e-5)
     assert (np.asarray(w) >= 0).all() and (np.asarray(w)[~mask] == 0).all()
     uniform = ascc.slot_weights(jnp.zeros(mask.shape), batch["slot_mask"])
-    # The trained model is confident, so the KLs are small; the search still multiplies it.
-    assert float(kl_of(w).sum()) > 2 * float(kl_of(uniform).sum()) > 0
+    assert float(kl_of(w).sum()) > 2 * float(kl_of(uniform).sum()) > 0  # the search multiplies the KL
     # The entropy penalty drives the weights towards single words.
     sparse = ascc.search(logits_fn, slot_embeds, batch["slot_mask"], batch["attention_mask"], lambda adv: ascc.kl_divergence(clean, adv), **{**kwargs, "entropy_weight": 1.0})
     free = mask[..., 1:].any(-1)

@@ -9,7 +9,9 @@ import pytest
 
 from jaxrobust import cli
 from jaxrobust.configs import load_config
-from jaxrobust.study import _fmt, _stats, record_cell, run_study, study_config, summarize_cells, table_markdown
+from jaxrobust.study import (
+    _fmt, _stats, find_run, read_ledger, record_cell, run_config, run_study, study_config, summarize_cells, table_markdown,
+)
 
 TINY_EXPERIMENT = '''
 from jaxrobust.train import default_config
@@ -115,6 +117,33 @@ def test_ledger_keeps_the_table_when_the_runs_are_gone(tiny_study, tmp_path):
     entry["config"]["lr"] *= 2
     (tmp_path / "ledger" / "ft-s0.json").write_text(json.dumps(entry))
     assert run_study(tiny_study, tmp_path / "study")["missing"] == ["ft seed 0: training run"]
+    entry["config"]["lr"] /= 2
+    entry["split"] = "0" * 16  # the same config on another split
+    (tmp_path / "ledger" / "ft-s0.json").write_text(json.dumps(entry))
+    assert run_study(tiny_study, tmp_path / "study")["missing"] == ["ft seed 0: training run"]
+
+
+def test_a_changed_split_trains_the_cell_again(tiny_study, tiny_config, tmp_path):
+    """Neither a run nor a ledger cell of the same config on data that has since changed is reused:
+    the study trains the cell again, in place."""
+    from jaxrobust.train import saved_split, split_digest
+
+    tiny_study.seeds, tiny_study.attacks, tiny_study.ledger = (0,), ("gradient",), str(tmp_path / "ledger")
+    workdir, ledger = tmp_path / "study", tmp_path / "ledger" / "ft-s0.json"
+    run_study(tiny_study, workdir)
+    run = workdir / "runs" / "ft-s0"
+    assert find_run(tiny_study, workdir, "ft", 0) == run and read_ledger(tiny_study, "ft", 0) is not None
+    old = saved_split(run)
+    assert json.loads(ledger.read_text())["split"] == old
+    with open(tiny_config.task.removeprefix("csv:"), "a") as f:
+        f.write("good good,pos\nbad boring bad,neg\n")
+    new = split_digest(run_config(tiny_study, "ft", 0))
+    assert new != old
+    assert find_run(tiny_study, workdir, "ft", 0) is None and read_ledger(tiny_study, "ft", 0) is None
+    table = run_study(tiny_study, workdir)
+    assert table["missing"] == [] and saved_split(run) == new
+    assert json.loads(ledger.read_text())["split"] == new
+    assert json.loads((run / "results.json").read_text())["split_digest"] == new
 
 
 def _fake_cell(test_accuracy: float, **attacks) -> dict:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
@@ -171,6 +172,35 @@ def test_divergence_stops_and_the_corrected_config_needs_no_overwrite(tiny_confi
         train_and_evaluate(tiny_config, tmp_path / "run")
     tiny_config.objective = "ft"  # the corrected command: no --overwrite needed, nothing was trained
     assert train_and_evaluate(tiny_config, tmp_path / "run")["total_steps"] == 2
+
+
+def test_a_run_is_keyed_by_its_split(tiny_config, tmp_path):
+    from jaxrobust.train import saved_split, split_digest
+
+    tiny_config.max_steps = 2
+    run = tmp_path / "run"
+    results = train_and_evaluate(tiny_config, run)
+    split = json.loads((run / "split.json").read_text())
+    assert split["digest"] == results["split_digest"] == saved_split(run) == split_digest(tiny_config)
+    assert (split["train"], split["dev"], split["test"], split["duplicates_dropped"]) == (
+        results["n_train"], results["n_dev"], results["n_test"], 0)
+    assert train_and_evaluate(tiny_config, run)["total_steps"] == 2  # same config, same data: reused
+    csv = Path(tiny_config.task.removeprefix("csv:"))
+    with csv.open("a") as f:
+        f.write("the film was good,pos\n")  # a repeat: dropped, so the split is the same
+    assert split_digest(tiny_config) == results["split_digest"]
+    assert train_and_evaluate(tiny_config, run)["duplicates_dropped"] == 1
+    with csv.open("a") as f:
+        f.write("good good,pos\n")  # a new sentence: another split
+    with pytest.raises(JaxRobustError, match=r"the data of the run in .*run changed since it was trained \(split "
+                       + results["split_digest"] + r", now [0-9a-f]{16}\); use --overwrite"):
+        train_and_evaluate(tiny_config, run)
+    assert saved_split(run) == results["split_digest"]  # refused: nothing rewritten
+    again = train_and_evaluate(tiny_config, run, overwrite=True)
+    assert again["split_digest"] == saved_split(run) == split_digest(tiny_config) != results["split_digest"]
+    (run / "split.json").unlink()  # a run from before runs kept their split
+    with pytest.raises(JaxRobustError, match="does not record its data split"):
+        train_and_evaluate(tiny_config, run)
 
 
 _MESH_SCRIPT = textwrap.dedent(

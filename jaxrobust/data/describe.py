@@ -57,5 +57,7 @@ def describe_task(task: Task, splits: Splits | None = None) -> str:
     lines.extend(_balance_table(task, splits))
     lines.append("")
     lines.append(f"skipped (empty or whitespace-only text): {splits.skipped}")
+    lines.append(f"duplicates dropped before splitting (each text in one split only): {splits.duplicates}")
+    lines.append(f"split digest (the key of runs and study cells): {splits.digest()}")
     lines.append(_length_line(splits.train))
     return "\n".join(lines)

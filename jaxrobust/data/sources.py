@@ -9,7 +9,7 @@ import os
 import re
 
 from jaxrobust import assets
-from jaxrobust.data.tasks import TASKS, Splits, Task, make_examples, register, split_80_10_10, stratified_split
+from jaxrobust.data.tasks import TASKS, Splits, Task, deduplicate, make_examples, register, split_80_10_10, stratified_split
 from jaxrobust.errors import HubUnreachable, JaxRobustError
 
 # --- registry bundles (work offline) ----------------------------------------------------------
@@ -225,10 +225,12 @@ def hub_task(
             return split_80_10_10(train, skipped)
         test, s_test = examples(test_split)
         if dev_split is None:
-            train, dev = stratified_split(train, (0.9, 0.1))
-            return Splits(train, dev, test, skipped + s_test)
+            parts, duplicates = deduplicate({"train": train, "test": test})
+            train, dev = stratified_split(parts["train"], (0.9, 0.1))
+            return Splits(train, dev, parts["test"], skipped + s_test, duplicates)
         dev, s_dev = examples(dev_split)
-        return Splits(train, dev, test, skipped + s_test + s_dev)
+        parts, duplicates = deduplicate({"train": train, "dev": dev, "test": test})
+        return Splits(parts["train"], parts["dev"], parts["test"], skipped + s_test + s_dev, duplicates)
 
     return register(
         Task(name, label_names, load, source=f"hub:{path}", description=description, pair=len(fields) == 3)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import re
@@ -50,11 +51,20 @@ class Splits:
     dev: list[Example]
     test: list[Example]
     skipped: int = 0  # empty or whitespace-only texts dropped while loading
+    duplicates: int = 0  # repeated texts dropped before splitting, so that no text is in two splits
 
     def __getitem__(self, name: str) -> list[Example]:
         if name not in SPLITS:
             raise JaxRobustError(f"unknown split {name!r}; splits: {', '.join(SPLITS)}")
         return getattr(self, name)
+
+    def digest(self) -> str:
+        """The identity of the split: a hash of every split's examples in order. Runs and study cells
+        are keyed by it, so a changed split (new data, a new rule) never reuses a stale result."""
+        h = hashlib.sha256()
+        for name in SPLITS:
+            h.update(json.dumps([name, [[e.text, e.text_b, e.label] for e in self[name]]]).encode())
+        return h.hexdigest()[:16]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,9 +124,28 @@ def stratified_split(
     return [[examples[i] for i in sorted(part)] for part in parts]
 
 
+def _text_key(e: Example) -> tuple[str, str | None]:
+    return " ".join(e.text.split()), " ".join(e.text_b.split()) if e.text_b is not None else None
+
+
+def deduplicate(parts: dict[str, Sequence[Example]]) -> tuple[dict[str, list[Example]], int]:
+    """Each distinct text (pair; whitespace aside) kept once, in the first of test, dev, train that
+    holds it, at its first place there: ``(parts, number dropped)``. A split cut from deduplicated
+    examples cannot put a training sentence into dev or test."""
+    seen, out = set(), {}
+    for name in sorted(parts, key=lambda n: ("test", "dev", "train").index(n)):
+        out[name] = []
+        for e in parts[name]:
+            if _text_key(e) not in seen:
+                seen.add(_text_key(e))
+                out[name].append(e)
+    return out, sum(map(len, parts.values())) - sum(map(len, out.values()))
+
+
 def split_80_10_10(examples: Sequence[Example], skipped: int) -> Splits:
-    train, dev, test = stratified_split(examples, (0.8, 0.1, 0.1))
-    return Splits(train, dev, test, skipped)
+    unique, duplicates = deduplicate({"train": examples})
+    train, dev, test = stratified_split(unique["train"], (0.8, 0.1, 0.1))
+    return Splits(train, dev, test, skipped, duplicates)
 
 
 # --- registry ---------------------------------------------------------------------------------
@@ -333,6 +362,7 @@ def file_task(
         skipped += n
         if not examples[role]:
             raise JaxRobustError(f"{files[role]} has no row with a non-empty text ({n} skipped)")
+    examples, duplicates = deduplicate(examples)
     classes = {e.label for e in examples["train"]}
     if len(classes) < 2:
         raise JaxRobustError(f"{path} has a single class {names[classes.pop()]!r}; a classifier needs at least two")
@@ -344,7 +374,7 @@ def file_task(
         examples["train"], examples[cut[0]] = _cut(examples["train"], (0.9, 0.1), ("train", cut[0]), path, names)
 
     def load() -> Splits:  # fresh lists: a caller may change what it gets
-        return Splits(*(list(examples[s]) for s in SPLITS), skipped=skipped)
+        return Splits(*(list(examples[s]) for s in SPLITS), skipped=skipped, duplicates=duplicates)
 
     source = str(path) + "".join(f"; {role}: {files[role]}" for role in ("dev", "test") if role in files)
     return Task(f"{kind}:{path}", names, load, source=source, pair=bool(text_b_field))
