@@ -99,11 +99,11 @@ def check_classes(config, num_labels: int) -> None:
 
 
 def _check_synonyms(s) -> None:
-    from jaxrobust.attacks.synonyms import _source
+    from jaxrobust.attacks.synonyms import check_source
 
     _positive_int(s, "k", "synonyms.")
     _in_range(s, "synonyms.", "min_cos", -1.0, 1.0)
-    _source(s.source.strip(), s.k, float(s.min_cos))  # an unknown source or a missing file: its own message
+    check_source(s.source.strip(), s.k, s.min_cos)
 
 
 def check_study_config(config) -> None:

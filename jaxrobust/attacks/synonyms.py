@@ -499,6 +499,11 @@ def _source(spec: str, k: int, min_cos: float):
     raise JaxRobustError(f"unknown synonym source {spec!r}; known sources: {', '.join(SOURCES)}")
 
 
+def check_source(spec: str, k: int, min_cos: float) -> None:
+    """Raise the one-line error of an unknown source or a missing file; loads nothing (the pool is deferred)."""
+    _source(spec, k, float(min_cos))
+
+
 # ----------------------------------------------------------------------------------------------
 # Public entry points
 
