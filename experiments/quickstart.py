@@ -8,9 +8,10 @@ Settings: FT fine-tunes on a 1,200-sentence subset for 2 epochs; RIFT (with 1 AS
 class-balanced steps of 32 on the same subset, so that the whole quickstart stays under 10 minutes.
 So few RIFT steps show the pipeline, not RIFT's robustness: the comparison that measures it is
 experiments/robustness_minilm.py.
-Runtime / result (2026-12-01, `make experiment` from a clean clone, venv installed): 402 s wall;
-FT test 80.2 %, clean 79.0 %, 26.0 % under the gradient attack; RIFT test 66.2 %, clean 67.0 %, 11.0 %.
-(The 2026-11-23 run printed 79.0 / 27.0 and 65.0 / 10.0 for clean / attacked.)
+Runtime / result (2026-12-01, `make experiment` from a clean clone, venv installed): 289 s wall;
+FT test 80.0 %, clean 81.0 %, 25.0 % under the gradient attack; RIFT test 71.0 %, clean 75.0 %, 20.0 %.
+(Before repeated texts were dropped from the split, the same day's run printed 79.0 / 26.0 and
+67.0 / 11.0 for clean / attacked.)
 """
 
 from jaxrobust.errors import JaxRobustError

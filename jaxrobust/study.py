@@ -91,9 +91,9 @@ def find_run(config, workdir: Path, method: str, seed: int) -> Path | None:
 
     wanted = run_config(config, method, seed)
     for candidate in (workdir / "runs" / f"{method}-s{seed}", workdir.parent / config.experiments[method]):
-        if (candidate / "results.json").is_file() and holds_config(candidate, wanted):
-            if saved_split(candidate) == split_digest(wanted):  # not a run on a split that has since changed
-                return candidate
+        # Not a run on a split that has since changed.
+        if (candidate / "results.json").is_file() and holds_config(candidate, wanted) and saved_split(candidate) == split_digest(wanted):
+            return candidate
     return None
 
 
@@ -144,17 +144,17 @@ def _config_json(config, method: str, seed: int) -> dict:
 
 
 def read_ledger(config, method: str, seed: int) -> dict | None:
-    """The recorded cell of (method, seed): ``{"config", "test_accuracy", "attacks": {report name:
-    {"summary", "clean_correct", "robust"}}}``, or None if none was recorded for this run config."""
+    """The recorded cell of (method, seed): ``{"config", "split", "test_accuracy", "attacks": {report
+    name: {"summary", "clean_correct", "robust"}}}``, or None if none was recorded for this run config
+    and split."""
     path = _ledger_file(config, method, seed)
     if path is None or not path.is_file():
         return None
     from jaxrobust.train import split_digest
 
     entry = json.loads(path.read_text())
-    wanted = run_config(config, method, seed)
     # A cell of another run config, or of the same config on a split that has since changed, is stale.
-    fresh = entry["config"] == json.loads(wanted.to_json()) and entry.get("split") == split_digest(wanted)
+    fresh = entry["config"] == _config_json(config, method, seed) and entry.get("split") == split_digest(run_config(config, method, seed))
     return entry if fresh else None
 
 
