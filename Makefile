@@ -33,6 +33,7 @@ bench: install
 	$(PY) bench/finetune_vs_pytorch.py
 	$(PY) bench/attack_vs_textattack.py
 	$(PY) bench/objectives_step_time.py
+	$(PY) bench/synonym_quality.py
 
 parity: install
 	$(PY) -m jaxrobust parity $(or $(REF),bundle:minilm-l6)

@@ -4,9 +4,9 @@ Command:  make experiment EXP=finetune_minilm_rt
           (= python -m jaxrobust train --config experiments/finetune_minilm_rt.py --workdir runs/finetune_minilm_rt)
 Hardware: 2-core x86-64 CPU build machine, no GPU.
 Settings: the PyTorch reference point of RESOURCES.md: 1 epoch, lr 5e-5, batch 32, max length 64, AdamW.
-Runtime / result (2026-11-22, idle machine, assets cached): 14 min 31 s wall for `make experiment`
-(688 s in train steps, 321 steps, 15.5 examples/s after compilation); best dev accuracy 0.8220
-(step 300), test accuracy 0.8376, test macro-F1 0.8339 on the 1,281 test sentences. The PyTorch
+Runtime / result (2026-12-01, 2-core Intel Xeon, idle, assets cached; run by `make bench`): 333 s in
+train steps, 320 steps, 32.4 examples/s after compilation; best dev accuracy 0.8103, test accuracy
+0.8314, test macro-F1 0.8282 on the 1,275 test sentences of the de-duplicated split. The PyTorch
 comparison is `make bench` (bench/results/finetune_vs_pytorch.md).
 """
 
