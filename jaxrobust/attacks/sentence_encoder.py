@@ -1,0 +1,82 @@
+"""Sentence-encoder similarity: the semantic constraint of the attack recipes (A2T, TextFooler).
+
+Both recipes keep an adversarial text only if a sentence encoder finds it close to the original:
+A2T compares the whole texts with SBERT, TextFooler a window around the change with the Universal
+Sentence Encoder. Neither ships in the registries; all-MiniLM-L6-v2 (``bundle:minilm-l6``), an SBERT
+model trained for semantic similarity, stands in for both. It runs here exactly as
+sentence-transformers runs it (``Transformer -> Pooling(mean) -> Normalize``):
+
+1. texts tokenised and cut at :data:`MAX_SEQ_LENGTH` tokens (the model's ``max_seq_length``);
+2. the encoder's last hidden states averaged over the attended tokens (padding excluded);
+3. the average divided by its L2 norm, so that the dot product of two embeddings is their cosine.
+
+``SentenceEncoder(ref).embed(texts)`` gives ``[B, H]`` unit rows, ``similarity(a, b)`` the cosine
+of each pair. Batches are padded to a multiple of 8 tokens, so a few jit-compiled shapes serve
+every batch.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxrobust.errors import JaxRobustError
+
+MAX_SEQ_LENGTH = 256  # all-MiniLM-L6-v2's sentence_bert_config.json
+DEFAULT_ENCODER = "bundle:minilm-l6"
+
+
+def mean_pool(hidden: jax.Array, mask: jax.Array) -> jax.Array:
+    """``[B, L, H]`` states, ``[B, L]`` mask -> ``[B, H]`` mean over the attended positions."""
+    weights = mask[..., None].astype(hidden.dtype)
+    return (hidden * weights).sum(1) / jnp.maximum(weights.sum(1), 1e-9)
+
+
+def unit_rows(x: jax.Array) -> jax.Array:
+    """Each row divided by its L2 norm (rows of norm below 1e-12 are divided by 1e-12, as torch does)."""
+    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+@nnx.jit
+def _embed(model, input_ids: jax.Array, attention_mask: jax.Array, token_type_ids: jax.Array) -> jax.Array:
+    hidden = model(input_ids, attention_mask, token_type_ids).last_hidden_state
+    return unit_rows(mean_pool(hidden, attention_mask))
+
+
+class SentenceEncoder:
+    """A sentence encoder loaded from ``ref`` (a local Hugging Face folder, ``bundle:ID`` or hub id)."""
+
+    def __init__(self, ref: str = DEFAULT_ENCODER, *, max_length: int = MAX_SEQ_LENGTH, batch_size: int = 64):
+        from jaxrobust.models import load_classifier
+
+        if batch_size < 1 or max_length < 2:
+            raise JaxRobustError(f"sentence encoder needs batch_size >= 1 and max_length >= 2, got {batch_size} and {max_length}")
+        loaded = load_classifier(ref)  # only the encoder is used: a missing classification head is irrelevant
+        self.ref, self.model, self.tokenizer = ref, loaded.model, loaded.tokenizer
+        self.max_length, self.batch_size = max_length, batch_size
+        self.dim = loaded.config.hidden_size
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """``[len(texts), H]`` float32 unit rows."""
+        out = [np.zeros((0, self.dim), np.float32)]
+        for start in range(0, len(texts), self.batch_size):
+            chunk = list(texts[start : start + self.batch_size])
+            enc = self.tokenizer(chunk, truncation=True, max_length=self.max_length, padding="longest", return_tensors="np")
+            pad = -enc["input_ids"].shape[1] % 8  # up to a multiple of 8: few compiled shapes
+            arrays = {
+                key: np.pad(enc[key], ((0, 0), (0, pad)), constant_values=self.tokenizer.pad_token_id if key == "input_ids" else 0)
+                for key in ("input_ids", "attention_mask")
+            }
+            types = np.zeros_like(arrays["input_ids"])
+            out.append(np.asarray(_embed(self.model, jnp.asarray(arrays["input_ids"]), jnp.asarray(arrays["attention_mask"]), jnp.asarray(types))))
+        return np.concatenate(out)
+
+    def similarity(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
+        """``[N]`` cosine similarity of each pair ``(a[i], b[i])``."""
+        if len(a) != len(b):
+            raise ValueError(f"similarity of pairs needs as many texts on each side, got {len(a)} and {len(b)}")
+        return (self.embed(a) * self.embed(b)).sum(-1)
