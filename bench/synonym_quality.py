@@ -132,7 +132,7 @@ def table_markdown(report: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sources", default="glove-cf,wordnet", help="comma-separated synonym sources")
+    parser.add_argument("--sources", default="glove-cf,wordnet,wordnet-cf", help="comma-separated synonym sources")
     parser.add_argument("--jia", default=str(JIA), help="Jia et al.'s neighbour table (measurement only)")
     parser.add_argument("--out", default=str(RESULTS / "synonym_quality"))
     args = parser.parse_args()

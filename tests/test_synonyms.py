@@ -135,7 +135,7 @@ def test_wrong_format_names_file_and_line(private_cache, text, line):
 def test_bad_specs(tmp_path):
     with pytest.raises(JaxRobustError, match="no such file"):
         syn.load_synonyms(f"counterfitted:{tmp_path / 'missing.txt'}")
-    with pytest.raises(JaxRobustError, match=r"known sources: glove-cf, counterfitted:PATH, wordnet, embedding:MODEL"):
+    with pytest.raises(JaxRobustError, match=r"known sources: glove-cf, wordnet-cf, counterfitted:PATH, wordnet, embedding:MODEL"):
         syn.load_synonyms("thesaurus")
     with pytest.raises(JaxRobustError, match="k must be"):
         syn.load_synonyms("glove-cf", k=0)
@@ -303,6 +303,30 @@ def test_wordnet_pairs():
     assert ("awful", "good") in ant, "indirect antonym (adjective cluster of bad) missing"
     assert {("film", "movie"), ("cheap", "inexpensive")} <= pairs
     assert not ant & pairs
+
+
+def test_wordnet_cf_lists_inflect_like_the_word():
+    words = ["film", "films", "movie", "movies", "boring", "tiresome", "tedious", "good", "bad", "took", "take", "bring"]
+    lists = dict(zip(words, syn.wordnet_cf_lists(words)))
+    assert lists["film"] == ["movie"] and lists["movie"] == ["film"]  # a lemma takes lemmas
+    assert lists["films"] == ["movies"] and lists["movies"] == ["films"]  # a plural takes plurals
+    assert lists["boring"] == ["tedious", "tiresome"]
+    assert "bad" not in lists["good"] and "take" not in lists["took"]  # no antonym, no form of the word itself
+    assert "bring" not in lists["took"]  # an inflected form takes no lemma
+
+
+@pytest.mark.assets
+def test_wordnet_cf_table():
+    table = syn.load_synonyms("wordnet-cf", k=8, min_cos=0.5)
+    check_invariants(table)
+    words, _ = counterfit.glove_cf()
+    assert table.words == words and table.params["format"] == "vectors"
+    sims = table.sims[table.mask]
+    assert (sims >= 0.5).all() and (np.diff(np.where(table.mask, table.sims, -1.0), axis=1) <= 1e-6).all()  # best first
+    assert {"film", "flick"} <= set(table.candidates("movie")) and "movies" in table.candidates("films")
+    assert "bad" not in table.candidates("good") and {"humorous", "comical"} <= set(table.candidates("funny"))
+    assert set(syn.load_synonyms("wordnet-cf", k=20, min_cos=0.8).candidates("funny")) <= set(table.candidates("funny")) | set(
+        syn.load_synonyms("wordnet-cf", k=50, min_cos=0.8).candidates("funny"))
 
 
 # ----------------------------------------------------------------------------------------------
