@@ -80,6 +80,18 @@ def test_device_tokens_equal_the_tokenised_string(tiny_model_dir):
             assert (out["input_ids"][n][m:] == tok.pad_token_id).all()
 
 
+@pytest.mark.assets  # the tagger's weights
+def test_part_of_speech_constraint_drops_a_wrong_part_of_speech(tiny_model_dir):
+    directory, _ = tiny_model_dir("bert", num_labels=2)
+    tok = load_tokenizer(directory)
+    offered = {"boring": ["dull", "tediously"], "film": ["movie", "quickly"]}
+    examples = [Example("a very boring film", 0), Example("The film was good", 1)]
+    loose, strict = (prepare_examples(tok, examples, lambda w: offered.get(w.lower(), []), 16, 3, same_pos=p) for p in (False, True))
+    assert [ae.candidates for ae in loose] == [[offered["boring"], offered["film"]], [offered["film"]]]
+    # In context: an adjective for "boring", a noun for "film"; the adverbs would break the sentence.
+    assert [ae.candidates for ae in strict] == [[["dull"], ["movie"]], [["movie"]]]
+
+
 def test_gradient_attack_flips_on_the_retokenised_string(target):
     test, indices = _test_examples(target)
     settings = AttackSettings(attack="gradient", synonyms="unused", n=len(test), budget=0.5, k=3)

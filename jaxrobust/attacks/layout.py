@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrobust.attacks import pos
 from jaxrobust.data.encoding import Encoded, encode
 from jaxrobust.data.tasks import Example
 
@@ -152,26 +153,33 @@ def prepare_examples(
     max_length: int,
     max_candidates: int,
     max_pieces: int = MAX_PIECES,
+    same_pos: bool = False,
 ) -> list[AttackExample]:
     """Find the attackable words of ``examples`` and their candidates.
 
     ``candidates_of(word) -> list[str]`` gives a word's candidates (stop words and unknown words get
     none); at most ``max_candidates`` are kept, dropping those longer than ``max_pieces`` tokens in
-    context. A word is a slot if it has a candidate left, lies wholly inside the (possibly truncated)
-    token sequence in at most ``max_pieces`` tokens, and is purely alphabetic.
+    context, and with ``same_pos`` those whose part of speech in the sentence (:mod:`.pos`, coarse
+    tags) is not the word's. A word is a slot if it has a candidate left, lies wholly inside the
+    (possibly truncated) token sequence in at most ``max_pieces`` tokens, and is purely alphabetic.
     """
     encoded = encode(tokenizer, examples, max_length)
+    tagger = pos.tagger() if same_pos else None
     found = []  # per example: [(word index, context prefix, candidates)]
     wanted = {}
     for ex, enc in zip(examples, encoded):
         text = ex.text_b if ex.text_b is not None else ex.text
         counts = np.bincount(enc.token_words[enc.token_words >= 0], minlength=len(enc.words))
+        words = [text[s:e] for s, e in enc.words]
+        tags = tagger.tag(words) if tagger else None
         slots = []
-        for w, (s, e) in enumerate(enc.words):
-            word = text[s:e]
+        for w, ((s, _), word) in enumerate(zip(enc.words, words)):
             if not word.isalpha() or not 0 < counts[w] <= max_pieces or _truncated(enc, w):
                 continue
             options = [match_case(c, word) for c in candidates_of(word)]
+            if options and tagger:
+                got = tagger.candidate_tags(words, w, options, tags)
+                options = [c for c, t in zip(options, got) if pos.universal(t) == pos.universal(tags[w])]
             if options:
                 # Byte-level BPE tokenises a word differently after a space: keep the context.
                 prefix = " " if s > 0 and text[s - 1].isspace() else ""
