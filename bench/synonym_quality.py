@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import functools
-import json
 import os
 import platform
 import random
@@ -52,38 +50,13 @@ def content_tokens(texts: list[str]) -> list[str]:
     return [w for text in texts for w in re.findall(r"[a-z]+", text.lower()) if is_vocab_word(w)]
 
 
-@functools.cache
-def _wordnet():
-    wordnet_lib.ensure_wordnet()
-    from nltk.corpus import wordnet as wn
-
-    return wn
-
-
-@functools.cache
-def wordnet_synonyms(word: str) -> frozenset[str]:
-    """Every single-word lemma of every synset of ``word`` (any sense; morphy reduces inflections)."""
-    return frozenset(name.lower() for s in _wordnet().synsets(word) for name in s.lemma_names() if "_" not in name)
-
-
-@functools.cache
-def base_forms(word: str) -> frozenset[str]:
-    """``word`` and its WordNet base forms under each part of speech (films -> film)."""
-    wn = _wordnet()
-    return frozenset({word} | {b for pos in "nvar" for b in wn._morphy(word, pos)})
-
-
-def is_wordnet_synonym(word: str, candidate: str) -> bool:
-    return bool(base_forms(candidate) & wordnet_synonyms(word))
-
-
 def measure(table, words: list[str], jia: dict[str, list[str]], rng: random.Random) -> dict:
     """The figures of the module docstring for one table over the content-word tokens ``words``."""
     types = sorted(set(words))
     offered = {w: table.candidates(w) for w in types}
     covered = [w for w in types if offered[w]]
     pairs = [(w, c) for w in covered for c in offered[w]]
-    in_wordnet = [is_wordnet_synonym(w, c) for w, c in pairs]
+    in_wordnet = [wordnet_lib.are_synonyms(w, c) for w, c in pairs]
     in_jia = [c in jia.get(w, ()) for w, c in pairs]
     jia_words = [w for w in covered if jia.get(w)]
     top8 = [(w, c) for w in jia_words for c in offered[w][:8]]

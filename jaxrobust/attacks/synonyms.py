@@ -431,11 +431,6 @@ def _wordnet_source(k: int, min_cos: float):
 WORDNET_CF_RANK = 3
 
 
-def _base_forms(wn, word: str) -> set[str]:
-    """``word`` and its WordNet base form under each part of speech (films -> film, took -> take)."""
-    return {word} | {b for pos in "nvar" if (b := wn.morphy(word, pos))}
-
-
 def wordnet_cf_lists(words: Sequence[str], max_rank: int = WORDNET_CF_RANK) -> list[list[str]]:
     """For each of ``words``: its WordNet synonyms among ``words``, inflected as it is.
 
@@ -444,13 +439,12 @@ def wordnet_cf_lists(words: Sequence[str], max_rank: int = WORDNET_CF_RANK) -> l
     the inflection filter can match the suffix. Synonyms: words sharing a synset, or an adjective
     head and its satellite, among the ``max_rank`` commonest senses of both.
     """
-    wn = wordnet_lib.ensure_wordnet()
     graph = wordnet_lib.lemma_graph()
     neighbours: dict[str, set[str]] = {}
     for a, b in graph.synonym_pairs(max_rank):
         neighbours.setdefault(a, set()).add(b)
         neighbours.setdefault(b, set()).add(a)
-    bases = {w: _base_forms(wn, w) for w in words}
+    bases = {w: wordnet_lib.base_forms(w) for w in words}
     forms: dict[str, set[str]] = {}  # lemma -> the vocabulary words that inflect it
     for w, bs in bases.items():
         for b in bs:

@@ -423,3 +423,22 @@ def antonym_pairs(words: Sequence[str], max_rank: int | None = ANTONYM_RANK) -> 
 def adjectives() -> frozenset[str]:
     """Single words WordNet lists as adjectives in some sense (the inflection filter uses them)."""
     return lemma_graph().adjectives
+
+
+@functools.cache
+def _synset_lemmas(word: str) -> frozenset[str]:
+    return frozenset(n.lower() for s in ensure_wordnet().synsets(word) for n in s.lemma_names() if is_single_word(n))
+
+
+@functools.cache
+def base_forms(word: str) -> frozenset[str]:
+    """``word`` and its WordNet base form under each part of speech (films -> film, took -> take)."""
+    wn = ensure_wordnet()
+    return frozenset({word} | {b for pos in "nvar" if (b := wn.morphy(word, pos))})
+
+
+def are_synonyms(word: str, other: str) -> bool:
+    """Whether WordNet puts ``other`` in a synset of ``word`` (any sense; inflections reduced by
+    morphy on both sides: movies / films). The thesaurus check of candidates and reports."""
+    return bool(base_forms(other.lower()) & _synset_lemmas(word.lower()))
+
