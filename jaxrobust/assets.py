@@ -474,18 +474,29 @@ def _hub_snapshot(repo_id: str, allow_patterns: Sequence[str] | None, repo_type:
 MODEL_FILE_PATTERNS = ("*.json", "*.safetensors", "*.txt", "*.model", "merges.txt")
 
 
-def resolve(ref: str, allow_patterns: Sequence[str] | None = MODEL_FILE_PATTERNS, repo_type: str = "model") -> Path:
-    """Local directory for a model reference (a directory, ``bundle:ID`` or a hub id)."""
+def check_ref(ref: str) -> None:
+    """The errors :func:`resolve` would raise for ``ref`` without fetching anything: an empty
+    reference, an unknown bundle, a file or a missing local directory (a hub id is checked when
+    fetched)."""
     if not ref or not ref.strip():
         raise JaxRobustError("empty model reference")
+    if ref.startswith(BUNDLE_PREFIX):
+        get_bundle(ref)
+        return
+    path = Path(ref).expanduser()
+    if path.exists() and not path.is_dir():
+        raise JaxRobustError(f"{ref} is a file; expected a directory in Hugging Face layout")
+    if not path.exists() and (ref.startswith((".", "/", "~")) or ref.count("/") > 1):
+        raise JaxRobustError(f"no such directory: {ref}")
+
+
+def resolve(ref: str, allow_patterns: Sequence[str] | None = MODEL_FILE_PATTERNS, repo_type: str = "model") -> Path:
+    """Local directory for a model reference (a directory, ``bundle:ID`` or a hub id)."""
+    check_ref(ref)
     if ref.startswith(BUNDLE_PREFIX):
         return fetch_bundle(ref)
     path = Path(ref).expanduser()
     if path.exists():
-        if not path.is_dir():
-            raise JaxRobustError(f"{ref} is a file; expected a directory in Hugging Face layout")
         return path
-    if ref.startswith((".", "/", "~")) or ref.count("/") > 1:
-        raise JaxRobustError(f"no such directory: {ref}")
     return _hub_snapshot(ref, allow_patterns, repo_type)
 

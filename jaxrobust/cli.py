@@ -110,23 +110,25 @@ def _synonyms_describe(args) -> int:
 def _attack(args) -> int:
     from pathlib import Path
 
-    from jaxrobust.attacks.report import LOW_CONFIDENCE
-    from jaxrobust.attacks.run import AttackSettings, fit_to_split, load_target, report_dir, run_attack
+    from jaxrobust.attacks.report import LOW_CONFIDENCE, validity_line
+    from jaxrobust.attacks.run import AttackSettings, fit_to_split, load_target, load_validity_models, report_dir, run_attack
     from jaxrobust.attacks.synonyms import load_synonyms
 
     settings = AttackSettings(
         attack=args.attack, synonyms=args.synonyms, n=args.n, budget=args.budget, seed=args.seed,
         k=args.k, min_cos=args.min_cos, batch_size=args.batch_size,
-        population=args.population, generations=args.generations, ascc_steps=args.ascc_steps,
+        population=args.population, generations=args.generations, ascc_steps=args.ascc_steps, encoder=args.encoder,
     )
     target = load_target(args.workdir, args.model, args.task, args.max_length,
                          args.text_field, args.label_field, args.text_b_field)
     table = load_synonyms(settings.synonyms, k=settings.k, min_cos=settings.min_cos)
+    load_validity_models(settings)  # a bad --encoder fails here, before the attack
     settings = fit_to_split(settings, len(target.test))  # the report is named after the n attacked
     out = Path(args.out) if args.out else report_dir(args.workdir or ".", settings)
     summary = run_attack(target, settings, table, out)
     _print_table(summary, ("attack", "n", "clean_accuracy", "accuracy_under_attack", "attack_success_rate",
                            "perturbed_word_pct", "mean_queries", "seconds", "examples_per_second"))
+    print(validity_line(summary["validity"]))
     correct, rate = summary["n"] - summary["skipped_misclassified"], summary["success_rate_confident"]
     if summary["low_confidence_n"] > correct / 4:  # then the success rate says more about the model's doubt
         print(f"warning: {summary['low_confidence_n']} of {correct} correctly classified examples have a clean "
@@ -243,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_attack.add_argument("--population", type=int, default=60, help="genetic attack")
     p_attack.add_argument("--generations", type=int, default=20, help="genetic attack")
     p_attack.add_argument("--ascc-steps", type=int, default=10, help="ascc attack: Adam steps of the relaxed search")
+    p_attack.add_argument("--encoder", default="bundle:minilm-l6",
+                          help="sentence encoder of the report's validity section (a model reference)")
     p_attack.add_argument("--out", help="report directory (default WORKDIR/attacks/NAME)")
     p_attack.set_defaults(fn=_attack)
 

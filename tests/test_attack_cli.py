@@ -101,6 +101,12 @@ def test_attack_writes_every_report(trained_tiny_run, neighbours, tmp_path):
     rows = list(csv.DictReader((out / "textattack.csv").open()))
     assert len(rows) == len(records)
     assert sum(row["result_type"] == "Successful" for row in rows) == sum(r["success"] for r in records)
+    # The validity of the successes, in results.json, at the top of the page and printed.
+    v = results["validity"]
+    assert v["n_successes"] == results["successes"] and v["n_substitutions"] == sum(len(r["substitutions"]) for r in records if r["success"])
+    assert 0 <= v["synonym_share"] <= 1 and 0 <= v["pos_kept_share"] <= 1 and -1 <= v["similarity_min"] <= v["similarity_mean"] <= 1
+    assert v["encoder"] == "bundle:minilm-l6" and html.index("Validity of the") < html.index("<h2>Examples</h2>")
+    assert f"Validity of the {v['n_successes']} successful examples" in proc.stdout
 
 
 def test_sweep_writes_table_and_plot(trained_tiny_run, other_tiny_run, neighbours, tmp_path):

@@ -134,6 +134,7 @@ CASES: dict[str, tuple[list[str], str]] = {
     "genetic population 0": (["attack", "--workdir", "{run}", "--attack", "genetic", "--population", "0"], r"population"),
     "workdir and model together": (["attack", "--workdir", "{run}", "--model", "{model}", "--task", "csv:{csv}"], r"--workdir.*--model|--model.*--workdir"),
     "model without task": (["attack", "--model", "{model}"], r"--model needs --task"),
+    "unknown sentence encoder": (["attack", "--workdir", "{run}", "--encoder", "bundle:nope"], r"unknown bundle bundle:nope"),
     # --- sweeps and synonym sources ---
     "sweep budgets empty": (["sweep", "--workdir", "{run}", "--budgets", ""], r"budgets"),
     "sweep budgets comma": (["sweep", "--workdir", "{run}", "--budgets", ","], r"budgets"),

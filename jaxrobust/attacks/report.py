@@ -210,9 +210,23 @@ def _fmt(value) -> str:
 
 def _summary_table(summary: dict) -> str:
     rows = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(_fmt(summary[k]))}</td></tr>" for k in sorted(summary)
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(_fmt(summary[k]))}</td></tr>" for k in sorted(summary) if k != "validity"
     )
     return f'<table class="summary">{rows}</table>'
+
+
+def validity_line(v: dict | None) -> str:
+    """One sentence on the validity section (see :mod:`jaxrobust.attacks.validity`)."""
+    if not v:
+        return "Validity: not measured."
+    if not v["n_successes"]:
+        return "Validity: no successful example to judge."
+    return (
+        f"Validity of the {v['n_successes']} successful examples: {100 * v['synonym_share']:.0f} % of their "
+        f"{v['n_substitutions']} substitutions are WordNet synonyms; sentence similarity to the original "
+        f"{v['similarity_mean']:.3f} on average, {v['similarity_min']:.3f} at least ({v['encoder']}); "
+        f"{100 * v['pos_kept_share']:.0f} % keep every replaced word's part of speech."
+    )
 
 
 def _example_block(r: dict, label_names: list[str] | None) -> str:
@@ -246,6 +260,7 @@ def examples_html(records: Sequence[dict], summary: dict, label_names: list[str]
         )
     return (
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>Attack report</title>'
-        f"<style>{_CSS}</style></head><body>\n<h1>Attack report</h1>\n{_summary_table(summary)}\n"
+        f"<style>{_CSS}</style></head><body>\n<h1>Attack report</h1>\n"
+        f"<p class=\"validity\">{html.escape(validity_line(summary.get('validity')))}</p>\n{_summary_table(summary)}\n"
         f"<h2>Examples</h2>\n{skipped_line}\n" + "\n".join(blocks) + "\n</body></html>\n"
     )

@@ -16,8 +16,11 @@ from typing import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxrobust.attacks import ascc_attack, blackbox, engine, report, verify
+from jaxrobust import assets
+from jaxrobust.attacks import ascc_attack, blackbox, engine, pos, report, verify
 from jaxrobust.attacks.layout import prepare_examples
+from jaxrobust.attacks.sentence_encoder import DEFAULT_ENCODER, SentenceEncoder
+from jaxrobust.attacks.validity import validity
 from jaxrobust.attacks.victim import Victim
 from jaxrobust.data.tasks import Example
 from jaxrobust.errors import JaxRobustError
@@ -47,6 +50,7 @@ class AttackSettings:
     population: int = 60  # genetic
     generations: int = 20  # genetic
     ascc_steps: int = 10  # ascc: Adam steps of the relaxed search (learning rate 1, entropy weight 1)
+    encoder: str = DEFAULT_ENCODER  # the sentence encoder of the report's validity section
 
     def __post_init__(self):
         if self.attack not in ATTACKS:
@@ -64,6 +68,7 @@ class AttackSettings:
                             ("verify", "verify"), ("max_iters", "max_iters")):
             if getattr(self, field) < 1:
                 raise JaxRobustError(f"{flag} must be at least 1, got {getattr(self, field)}")
+        assets.check_ref(self.encoder)  # a bad --encoder fails now, not after the attack
         default_k, default_cos = CANDIDATE_DEFAULTS[self.attack]
         self.k = default_k if self.k is None else self.k
         self.min_cos = default_cos if self.min_cos is None else self.min_cos
@@ -157,9 +162,23 @@ def _collect(into: dict, records: list[dict], bar, count: bool = True) -> None:
         bar.set_postfix(success=f"{sum(r['success'] for r in done) / correct:.1%}")
 
 
+@functools.cache
+def _encoder(ref: str) -> SentenceEncoder:
+    return SentenceEncoder(ref)  # loaded once per process: a sweep or study writes many reports
+
+
+def load_validity_models(settings: AttackSettings) -> None:
+    """Load what the validity section needs (sentence encoder, tagger), so that a bad ``--encoder``
+    fails before the attack, not after it."""
+    _encoder(settings.encoder)
+    pos.tagger()
+
+
 def write_results(out_dir: Path, records: list[dict], seconds: float, settings: AttackSettings, label_names, **extra) -> dict:
-    """Write the report files of one attack into ``out_dir``; returns the summary."""
+    """Write the report files of one attack into ``out_dir``, its validity section included; returns
+    the summary."""
     settings_fields = {k: v for k, v in dataclasses.asdict(settings).items() if k != "n"}  # n: the examples attacked
+    extra["validity"] = validity(records, _encoder(settings.encoder))
     summary = report.summarize(records, seconds, **settings_fields, **extra)
     report.write_report(out_dir, records, summary, label_names)
     return summary
@@ -237,6 +256,7 @@ def run_attack(target: Target, settings: AttackSettings, table, out_dir: Path, p
     (a :class:`~jaxrobust.attacks.synonyms.CandidateTable`); write the report into ``out_dir``."""
     test = target.test
     settings = fit_to_split(settings, len(test))
+    load_validity_models(settings)
     indices = sample_indices(len(test), settings.n, settings.seed)
     records, seconds = attack_examples(
         target.victim, target.params, target.tokenizer, [test[i] for i in indices], indices,
