@@ -66,13 +66,10 @@ class SentenceEncoder:
         for start in range(0, len(texts), self.batch_size):
             chunk = list(texts[start : start + self.batch_size])
             enc = self.tokenizer(chunk, truncation=True, max_length=self.max_length, padding="longest", return_tensors="np")
-            pad = -enc["input_ids"].shape[1] % 8  # up to a multiple of 8: few compiled shapes
-            arrays = {
-                key: np.pad(enc[key], ((0, 0), (0, pad)), constant_values=self.tokenizer.pad_token_id if key == "input_ids" else 0)
-                for key in ("input_ids", "attention_mask")
-            }
-            types = np.zeros_like(arrays["input_ids"])
-            out.append(np.asarray(_embed(self.model, jnp.asarray(arrays["input_ids"]), jnp.asarray(arrays["attention_mask"]), jnp.asarray(types))))
+            pad = ((0, 0), (0, -enc["input_ids"].shape[1] % 8))  # up to a multiple of 8: few compiled shapes
+            ids = jnp.asarray(np.pad(enc["input_ids"], pad, constant_values=self.tokenizer.pad_token_id))
+            mask = jnp.asarray(np.pad(enc["attention_mask"], pad))
+            out.append(np.asarray(_embed(self.model, ids, mask, jnp.zeros_like(ids))))
         return np.concatenate(out)
 
     def similarity(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
