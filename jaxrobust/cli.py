@@ -144,6 +144,7 @@ def _sweep(args) -> int:
     from jaxrobust.attacks.run import CANDIDATE_DEFAULTS, load_target
     from jaxrobust.attacks.sweep import check_sweepable, parse_budgets, sweep, write_sweep
     from jaxrobust.attacks.synonyms import load_synonyms
+    from jaxrobust.outputs import SWEEP_FILES, check_output_dir, claim_output_dir
 
     budgets = parse_budgets(args.budgets)  # before the slow loading: a typo fails at once
     if args.n < 1:
@@ -152,10 +153,13 @@ def _sweep(args) -> int:
     k = k if args.k is None else args.k  # load_synonyms refuses k < 1
     targets = [load_target(w) for w in args.workdir]
     check_sweepable(targets)  # before the synonym table, which may take minutes to build
+    if args.out:
+        check_output_dir(args.out, SWEEP_FILES)  # before the sweep: never replaces a user's files
     table = load_synonyms(args.synonyms, k=k, min_cos=min_cos if args.min_cos is None else args.min_cos)
     result = sweep(targets, budgets, table.candidates, n=args.n, seed=args.seed, k=k)
     # Named after the examples attacked (at most the test split), like the attack reports.
     out = Path(args.out) if args.out else Path(args.workdir[0]) / "sweeps" / f"gradient-n{result['n']}-s{args.seed}"
+    claim_output_dir(out, SWEEP_FILES)
     write_sweep(result, out)
     print((out / "sweep.md").read_text())
     print(f"report: {out.absolute()}")

@@ -64,6 +64,35 @@ def claim_run_dir(path: str | os.PathLike) -> None:
         raise JaxRobustError(f"cannot write the run directory {path}: {e.strerror}") from None
 
 
+OUTPUT_MARKER = ".jaxrobust-output"
+REPORT_FILES = ("results.json", "examples.jsonl", "examples.html", "textattack.csv")
+SWEEP_FILES = ("sweep.json", "sweep.md", "robust_accuracy_vs_budget.png")
+
+
+def check_output_dir(path: str | os.PathLike, files: tuple[str, ...]) -> None:
+    """Refuse an ``--out`` folder that is a file or holds any of ``files`` (what an attack report or
+    a sweep writes there) that jaxrobust did not write. Writes nothing. A folder inside a run
+    (``RUN/attacks/NAME``, ``RUN/sweeps/NAME``) is the run's own."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise JaxRobustError(f"--out {path} is a file; give a folder")
+    ours = (path / OUTPUT_MARKER).is_file() or is_run_dir(path.absolute().parent.parent)
+    theirs = sorted(f for f in files if (path / f).exists())
+    if theirs and not ours:
+        raise JaxRobustError(f"{path} holds {', '.join(theirs)} that jaxrobust did not write; choose another --out")
+
+
+def claim_output_dir(path: str | os.PathLike, files: tuple[str, ...]) -> None:
+    """:func:`check_output_dir`, then create the folder and mark it as jaxrobust's."""
+    check_output_dir(path, files)
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / OUTPUT_MARKER).touch()
+    except OSError as e:
+        raise JaxRobustError(f"cannot write the output folder {path}: {e.strerror}") from None
+
+
 def clear_run_dir(path: str | os.PathLike) -> None:
     """Remove what a run wrote in ``path`` (``--overwrite``); a folder that is not a run is refused."""
     path = Path(path)

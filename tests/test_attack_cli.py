@@ -408,3 +408,25 @@ def test_ctrl_c_stops_a_sweep_with_130_and_no_table(trained_tiny_run, slow_neigh
                                       "--synonyms", slow_neighbours, "--out", out], 3.0)
     assert status == 130 and err.rstrip().endswith("interrupted") and "Traceback" not in err, err[-3000:]
     assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("command, theirs", [("attack", "results.json"), ("sweep", "sweep.md")])
+def test_out_never_replaces_a_users_files(command, theirs, trained_tiny_run, neighbours, tmp_path, capsys, monkeypatch):
+    """``--out`` a folder holding a file of the name a report or sweep writes, that jaxrobust did not
+    write: refused before anything runs, the user's files byte-identical; a new folder is marked
+    and may then be written again."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / theirs).write_text("my own results")
+    (mine / "notes.txt").write_text("keep")
+    flags = ["--budget", "0.5"] if command == "attack" else ["--budgets", "0.5"]
+    status, _, err = _main(capsys, monkeypatch, command, "--workdir", str(trained_tiny_run), "--synonyms", neighbours,
+                           "--n", "4", *flags, "--out", str(mine))
+    assert status == 2 and f"holds {theirs} that jaxrobust did not write; choose another --out" in err
+    assert (mine / theirs).read_text() == "my own results" and sorted(p.name for p in mine.iterdir()) == sorted([theirs, "notes.txt"])
+    fresh = tmp_path / "fresh"
+    for _ in range(2):  # the second time, the folder is jaxrobust's own output
+        status, _, err = _main(capsys, monkeypatch, command, "--workdir", str(trained_tiny_run), "--synonyms", neighbours,
+                               "--n", "4", *flags, "--out", str(fresh))
+        assert status == 0, err
+    assert (fresh / theirs).is_file()

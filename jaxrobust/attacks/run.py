@@ -24,6 +24,7 @@ from jaxrobust.attacks.validity import validity
 from jaxrobust.attacks.victim import Victim
 from jaxrobust.data.tasks import Example
 from jaxrobust.errors import JaxRobustError
+from jaxrobust.outputs import REPORT_FILES, check_output_dir, claim_output_dir
 
 ATTACKS = ("gradient", "textfooler", "pwws", "genetic", "ascc")
 # Candidate sets of each attack's reference recipe: (top-k, minimum cosine).
@@ -180,6 +181,7 @@ def write_results(out_dir: Path, records: list[dict], seconds: float, settings: 
     settings_fields = {k: v for k, v in dataclasses.asdict(settings).items() if k != "n"}  # n: the examples attacked
     extra["validity"] = validity(records, _encoder(settings.encoder))
     summary = report.summarize(records, seconds, **settings_fields, **extra)
+    claim_output_dir(out_dir, REPORT_FILES)
     report.write_report(out_dir, records, summary, label_names)
     return summary
 
@@ -256,6 +258,7 @@ def run_attack(target: Target, settings: AttackSettings, table, out_dir: Path, p
     (a :class:`~jaxrobust.attacks.synonyms.CandidateTable`); write the report into ``out_dir``."""
     test = target.test
     settings = fit_to_split(settings, len(test))
+    check_output_dir(out_dir, REPORT_FILES)  # never replaces a user's files: fails before the attack
     load_validity_models(settings)
     indices = sample_indices(len(test), settings.n, settings.seed)
     records, seconds = attack_examples(
