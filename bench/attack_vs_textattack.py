@@ -2,13 +2,19 @@
 
 The victim is the MiniLM ``rotten_tomatoes`` model of ``experiments/finetune_minilm_rt.py`` (trained
 first if ``runs/finetune_minilm_rt`` holds no finished run). Both tools attack the same seeded
-sample of its test split, with the same candidate lists (``glove-cf``, filtered once on our side and
-handed to TextAttack as a custom ``WordSwap``) and the same budget:
+sample of its test split, with the same candidate lists (``wordnet-cf``, the default source, filtered
+once on our side and handed to TextAttack as a custom ``WordSwap``), the same budget and the same
+sentence-similarity constraint (each recipe's, on the same all-MiniLM-L6-v2 files: jaxrobust's
+:class:`~jaxrobust.attacks.constraints.SimilarityFilter`, TextAttack's ``SBERT``). The part-of-speech
+constraint is left out of both: the tools' taggers and rules differ (TextAttack tags with nltk's
+data and checks each swap on the current text; jaxrobust masks candidates on the original's tags).
 
-* ``a2t_like``: gradient word importance, top-20 candidates with cosine >= 0.8, at most 10 % of
-  the words -- TextAttack's GreedyWordSwapWIR("gradient") vs jaxrobust's ``gradient`` attack;
-* ``textfooler_like``: deletion importance, top-50 with cosine >= 0.5 -- TextAttack's
-  GreedyWordSwapWIR("delete") vs jaxrobust's ``textfooler`` attack.
+* ``a2t_like``: gradient word importance, top-20 candidates with cosine >= 0.8, whole-text cosine
+  similarity >= 0.9, at most 10 % of the words -- TextAttack's GreedyWordSwapWIR("gradient") vs
+  jaxrobust's ``gradient`` attack;
+* ``textfooler_like``: deletion importance, top-50 with cosine >= 0.5, angular similarity >=
+  0.840845 of the 15-word window around a change -- TextAttack's GreedyWordSwapWIR("delete") vs
+  jaxrobust's ``textfooler`` attack.
 
 TextAttack runs in its own virtualenv (``bench/textattack_env.py``) on the same model exported to
 Hugging Face format, its tokenizer's maximum length set to the training length (64) so it does not
@@ -34,7 +40,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrobust import assets
+from jaxrobust.attacks.constraints import RECIPES as CONSTRAINTS
 from jaxrobust.attacks.layout import prepare_examples
+from jaxrobust.attacks.sentence_encoder import DEFAULT_ENCODER
 from jaxrobust.attacks.run import AttackSettings, attack_examples, load_target, sample_indices
 from jaxrobust.attacks.report import summarize
 from jaxrobust.attacks.synonyms import load_synonyms
@@ -54,6 +63,7 @@ RECIPES = {
     "textfooler_like": ("textfooler", 50, 0.5),
 }
 BUDGET = 0.1
+SYNONYMS = "wordnet-cf"
 
 
 def encoder_flops(cfg, length: int) -> float:
@@ -80,7 +90,9 @@ def _timed(fn) -> float:
 
 def ours(target, examples, indices, table, attack: str, k: int, budget: float, cfg, peak: float, lengths) -> dict:
     """Two passes of one jaxrobust attack: the first compiles, the second is timed."""
-    settings = AttackSettings(attack=attack, synonyms=table.source, n=len(examples), budget=budget, k=k, min_cos=0.0)
+    # The recipe's similarity constraint, no part of speech (module docstring).
+    settings = AttackSettings(attack=attack, synonyms=table.source, n=len(examples), budget=budget, k=k, min_cos=0.0,
+                              constraints="similarity")
     first_s = _timed(lambda: attack_examples(target.victim, target.params, target.tokenizer, examples, indices, table.candidates, settings, progress=False))
     records, seconds = attack_examples(target.victim, target.params, target.tokenizer, examples, indices, table.candidates, settings, progress=False)
     summary = summarize(records, seconds)
@@ -102,9 +114,12 @@ def ours(target, examples, indices, table, attack: str, k: int, budget: float, c
 
 
 def theirs(model_dir: Path, examples_file: Path, candidates_file: Path, recipe: str, budget: float, cfg, peak, lengths) -> dict:
+    rules = CONSTRAINTS[RECIPES[recipe][0]]
     out = run_textattack([
         "--model", str(model_dir), "--examples", str(examples_file), "--candidates", str(candidates_file),
         "--recipe", recipe, "--budget", str(budget), "--max-length", "64", "--batch-size", "32",
+        "--encoder", str(assets.resolve(DEFAULT_ENCODER)), "--similarity", str(rules.similarity), "--metric", rules.metric,
+        *(["--window", str(rules.window)] if rules.window else []),
     ])
     gradient_passes = 1 if recipe == "a2t_like" else 0
     flops = sum(
@@ -167,7 +182,7 @@ def main() -> None:
         recipes = json.loads(previous.read_text()).get("recipes", {})
     for recipe in args.recipes.split(","):
         attack, k, min_cos = RECIPES[recipe]
-        table = load_synonyms("glove-cf", k=k, min_cos=min_cos)
+        table = load_synonyms(SYNONYMS, k=k, min_cos=min_cos)
         row = {"jaxrobust": ours(target, examples, indices, table, attack, k, BUDGET, cfg, peak, lengths)}
         print(recipe, "jaxrobust", row["jaxrobust"])
         if args.skip_textattack and "textattack" in recipes.get(recipe, {}):  # keep its last measurement
@@ -185,7 +200,9 @@ def main() -> None:
         "machine": machine(),
         "n": args.n,
         "budget": BUDGET,
-        "synonyms": "glove-cf",
+        "synonyms": SYNONYMS,
+        "constraints": {r: f"{CONSTRAINTS[a].tag.replace('pos-', '')} ({DEFAULT_ENCODER}); no part of speech on either side"
+                        for r, (a, _, _) in RECIPES.items()},
         "model": "bundle:minilm-l6 fine-tuned on rotten_tomatoes (experiments/finetune_minilm_rt.py)",
         "matmul_peak_gflops": round(peak / 1e9, 1),
         "recipes": recipes,
@@ -200,6 +217,8 @@ def markdown(result: dict) -> str:
     lines = [
         f"Attacks on {result['n']} rotten_tomatoes test examples, MiniLM-L6, budget {result['budget']:g}, "
         f"{result['synonyms']} candidates; {result['machine']} (matmul peak {result['matmul_peak_gflops']} GFLOP/s).",
+        "",
+        *(f"Constraints of {r}: {c}." for r, c in result.get("constraints", {}).items()),
         "",
         "| recipe | tool | examples/s | success rate | acc. under attack | mean queries | compile s | MFU | speedup |",
         "|---|---|---|---|---|---|---|---|---|",

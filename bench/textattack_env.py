@@ -5,8 +5,9 @@ TextAttack needs PyTorch and pins of its own that must stay out of the project's
 so an install that was killed is redone from scratch). Everything it needs runs offline:
 
 * ``torch==2.13.0`` is installed first, from the local CPU wheel that pip's find-links provide, then
-  ``textattack==0.3.11 flair==0.15.1 transformers==4.57.6 safetensors`` (both pins are needed: without
-  them pip back-tracks through old flair releases for a quarter of an hour);
+  ``textattack==0.3.11 flair==0.15.1 transformers==4.57.6 safetensors sentence-transformers==5.1.2``
+  (the flair and transformers pins are needed: without them pip back-tracks through old flair
+  releases for a quarter of an hour; sentence-transformers runs the SBERT similarity constraint);
 * ``import textattack`` calls ``nltk.download()``: the runner makes it a no-op and reads WordNet and the
   English stop words from an ``NLTK_DATA`` directory written by
   :func:`jaxrobust.attacks.wordnet.prepare_nltk_data`;
@@ -41,7 +42,9 @@ from jaxrobust.assets import cache_dir
 
 TEXTATTACK_VERSION = "0.3.11"
 TORCH_PIN = "torch==2.13.0"
-PACKAGE_PINS = (f"textattack=={TEXTATTACK_VERSION}", "flair==0.15.1", "transformers==4.57.6", "safetensors")
+# sentence-transformers runs the SBERT similarity constraint; 5.1.2 works with transformers 4.57 (6.x needs 5).
+PACKAGE_PINS = (f"textattack=={TEXTATTACK_VERSION}", "flair==0.15.1", "transformers==4.57.6", "safetensors",
+                "sentence-transformers==5.1.2")
 RUNNER = Path(__file__).resolve().with_name("textattack_runner.py")
 _STAMP = ".jaxrobust-complete"
 

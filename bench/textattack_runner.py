@@ -9,7 +9,11 @@ OUR synonym candidates, so both tools search the same space:
   ``word.lower()`` with the original's case put back (TextAttack's own ``recover_word_case``:
   lower / UPPER / Title, anything else left as the candidate is);
 * constraints: ``RepeatModification()``, ``StopwordModification`` (nltk's English stop words, see
-  :func:`stop_words`), ``MaxModificationRate(max_rate=budget, min_threshold=1)``;
+  :func:`stop_words`), ``MaxModificationRate(max_rate=budget, min_threshold=1)``; with ``--encoder``,
+  ``SBERT(model_name=ENCODER, threshold, metric, window_size, compare_against_original=True,
+  skip_text_shorter_than_window=False)``: the sentence-similarity constraint, on the same
+  all-MiniLM-L6-v2 files jaxrobust's constraint uses (TextAttack checks the window around the newly
+  changed word, jaxrobust the windows of every changed word: the same without a window);
 * goal: ``UntargetedClassification(model_wrapper, model_batch_size=batch_size)``, no query budget;
 * search: ``a2t_like`` -> ``GreedyWordSwapWIR(wir_method="gradient")``,
   ``textfooler_like`` -> ``GreedyWordSwapWIR(wir_method="delete")``;
@@ -76,6 +80,10 @@ def parse_args(argv=None):
     p.add_argument("--num-labels", type=int, default=None,
                    help="override the config's num_labels (a fresh head; for smoke tests on encoders)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--encoder", help="sentence-transformers model directory: adds the SBERT similarity constraint")
+    p.add_argument("--similarity", type=float, default=0.9, help="with --encoder: the threshold")
+    p.add_argument("--metric", default="cosine", choices=["cosine", "angular"], help="with --encoder")
+    p.add_argument("--window", type=int, default=None, help="with --encoder: words compared around the change (default: whole text)")
     p.add_argument("--out", required=True)
     return p.parse_args(argv)
 
@@ -133,6 +141,13 @@ def build_attack(model_wrapper, candidates: dict[str, list[str]], stopwords: set
         StopwordModification(stopwords=stopwords),
         MaxModificationRate(max_rate=float(args.budget), min_threshold=1),
     ]
+    if args.encoder:
+        from textattack.constraints.semantics.sentence_encoders import SBERT
+
+        constraints.append(SBERT(
+            threshold=args.similarity, metric=args.metric, model_name=args.encoder, window_size=args.window,
+            compare_against_original=True, skip_text_shorter_than_window=False,
+        ))
     goal = UntargetedClassification(model_wrapper, model_batch_size=args.batch_size)
     wir = {"a2t_like": "gradient", "textfooler_like": "delete"}[args.recipe]
     search = GreedyWordSwapWIR(wir_method=wir)
@@ -245,6 +260,8 @@ def main(argv=None) -> dict:
         "max_length": args.max_length,
         "batch_size": args.batch_size,
         "threads": args.threads,
+        "similarity": None if not args.encoder else {
+            "encoder": args.encoder, "threshold": args.similarity, "metric": args.metric, "window": args.window},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(args.out).with_suffix(".tmp")

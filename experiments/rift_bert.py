@@ -4,7 +4,7 @@ section 1; Dong et al. 2021), sized for a GPU or TPU.
 Command:  make experiment EXP=rift_bert
           (Jia et al.'s counter-fitted neighbour table: ARGS="--config.synonyms=counterfitted:PATH")
 Settings: max length 300, batch 32, AdamW 2e-5 with 2 epochs of warm-up, 20 epochs, w_clean 1,
-w_kl 10, w_mi 0.1, tau 0.2, 10 ASCC steps, glove-cf synonyms by default; the best epoch on the dev
+w_kl 10, w_mi 0.1, tau 0.2, 10 ASCC steps, wordnet-cf synonyms by default; the best epoch on the dev
 split (carved from IMDB's train split) is the one evaluated on test. Differences from the
 reference code: model selection on dev, not on test; weight decay on every matrix, not on the
 heads only; the classifier head is the checkpoint's (a fresh linear layer on the pooled output).
@@ -29,7 +29,7 @@ def get_config(arg=None):
     c.max_length = 300
     c.buckets = (128, 256, 304)  # 304: 300 rounded up to a multiple of 8
     c.checkpoint_every_steps = 200
-    c.synonyms.update(source="glove-cf", k=8, min_cos=0.5)
+    c.synonyms.update(source="wordnet-cf", k=8, min_cos=0.5)
     c.ascc.steps = 10
     c.rift.update(w_clean=1.0, w_kl=10.0, w_mi=0.1, tau=0.2)
     return c

@@ -1,4 +1,4 @@
-"""RIFT on the registry bundles: MiniLM-L6 on Rotten Tomatoes with glove-cf synonyms, sized for 2 CPU cores.
+"""RIFT on the registry bundles: MiniLM-L6 on Rotten Tomatoes with wordnet-cf synonyms, sized for 2 CPU cores.
 
 Command:  make experiment EXP=rift_minilm
           (= python -m jaxrobust train --config experiments/rift_minilm.py --workdir runs/rift_minilm)
@@ -38,6 +38,6 @@ def get_config(arg=None):
     c.buckets = (32, 64)
     c.eval_every_steps = 40
     c.checkpoint_every_steps = 20
-    c.synonyms.update(source="glove-cf", k=8, min_cos=0.5)
+    c.synonyms.update(source="wordnet-cf", k=8, min_cos=0.5)
     c.ascc.steps = 3
     return c

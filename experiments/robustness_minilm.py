@@ -1,8 +1,10 @@
 """The robustness study on the registry bundles: FT, ADV, FreeLB, ASCC and RIFT on MiniLM-L6 /
 Rotten Tomatoes (each method's *_minilm experiment), 3 seeds, attacked by the gradient,
 TextFooler-style, PWWS and genetic attacks on the same seeded 500 test examples, every attack
-searching the substitution set the robust objectives train with (glove-cf, 8 neighbours, cosine
->= 0.5), as in the RIFT and ASCC papers.
+searching the substitution set the robust objectives train with (wordnet-cf, 8 candidates, cosine
+>= 0.5), as in the RIFT and ASCC papers, under each attack's recipe constraints (gradient: part of
+speech and whole-text similarity >= 0.9; TextFooler-style: part of speech and window similarity;
+PWWS and genetic: none).
 
 Command:  make experiment EXP=robustness_minilm
           (fill it in parts: ARGS="--config.methods=ft,rift --config.seeds=0"; tabulate only what

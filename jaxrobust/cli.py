@@ -117,7 +117,8 @@ def _attack(args) -> int:
     settings = AttackSettings(
         attack=args.attack, synonyms=args.synonyms, n=args.n, budget=args.budget, seed=args.seed,
         k=args.k, min_cos=args.min_cos, batch_size=args.batch_size,
-        population=args.population, generations=args.generations, ascc_steps=args.ascc_steps, encoder=args.encoder,
+        population=args.population, generations=args.generations, ascc_steps=args.ascc_steps,
+        **({"encoder": args.encoder} if args.encoder else {}), constraints=args.constraints, similarity=args.similarity_threshold, window=args.window,
     )
     target = load_target(args.workdir, args.model, args.task, args.max_length,
                          args.text_field, args.label_field, args.text_b_field)
@@ -225,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_syn = sub.add_parser("synonyms", help="synonym candidate sources")
     syn_sub = p_syn.add_subparsers(dest="synonyms_command", required=True)
     p_sd = syn_sub.add_parser("describe", help="coverage and sample neighbours of a source")
-    p_sd.add_argument("source", help="glove-cf, wordnet, counterfitted:PATH or embedding:MODEL")
+    p_sd.add_argument("source", help="wordnet-cf, glove-cf, wordnet, counterfitted:PATH or embedding:MODEL")
     p_sd.add_argument("--k", type=int, default=50, help="candidates per word at most")
     p_sd.add_argument("--min-cos", type=float, default=0.5, help="minimum cosine (sources with scores)")
     p_sd.set_defaults(fn=_synonyms_describe)
@@ -239,7 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_attack.add_argument("--label-field", help="... the label column (default label)")
     p_attack.add_argument("--text-b-field", help="... the second text of a pair task (default none)")
     p_attack.add_argument("--attack", default="gradient", help="gradient, textfooler, pwws, genetic or ascc")
-    p_attack.add_argument("--synonyms", default="glove-cf", help="candidate source (see `synonyms describe`)")
+    p_attack.add_argument("--synonyms", default=None,
+                          help="candidate source (see `synonyms describe`; default wordnet-cf, wordnet for pwws)")
     p_attack.add_argument("--n", type=int, default=500, help="examples (seeded sample of the test split)")
     p_attack.add_argument("--budget", type=float, default=0.2, help="max share of words changed, in (0, 1]")
     p_attack.add_argument("--seed", type=int, default=0)
@@ -249,15 +251,22 @@ def build_parser() -> argparse.ArgumentParser:
     p_attack.add_argument("--population", type=int, default=60, help="genetic attack")
     p_attack.add_argument("--generations", type=int, default=20, help="genetic attack")
     p_attack.add_argument("--ascc-steps", type=int, default=10, help="ascc attack: Adam steps of the relaxed search")
-    p_attack.add_argument("--encoder", default="bundle:minilm-l6",
-                          help="sentence encoder of the report's validity section (a model reference)")
+    p_attack.add_argument("--encoder", default=None,
+                          help="sentence encoder of the similarity constraint and the validity section (a model "
+                               "reference; default all-MiniLM-L6-v2, bundle:minilm-l6)")
+    p_attack.add_argument("--constraints", default="default",
+                          help="default (the recipe's), none, or a comma list of pos, similarity")
+    p_attack.add_argument("--similarity-threshold", type=float, default=None,
+                          help="similarity constraint's threshold in [0, 1] (default: the recipe's)")
+    p_attack.add_argument("--window", type=int, default=None,
+                          help="similarity constraint: words compared around each change (default: the recipe's)")
     p_attack.add_argument("--out", help="report directory (default WORKDIR/attacks/NAME)")
     p_attack.set_defaults(fn=_attack)
 
     p_sweep = sub.add_parser("sweep", help="gradient attack over budgets and runs in one vmapped program")
     p_sweep.add_argument("--workdir", action="append", required=True, help="a run; repeat for several runs")
     p_sweep.add_argument("--budgets", default="0.05,0.1,0.2,0.3", help="comma-separated shares of words")
-    p_sweep.add_argument("--synonyms", default="glove-cf")
+    p_sweep.add_argument("--synonyms", default="wordnet-cf")
     p_sweep.add_argument("--n", type=int, default=200)
     p_sweep.add_argument("--seed", type=int, default=0)
     p_sweep.add_argument("--k", type=int, default=None)

@@ -93,7 +93,7 @@ def default_config() -> ml_collections.ConfigDict:
     ))
     # Synonyms of the objectives that substitute words (adv, ascc, rift); --config.synonyms=SOURCE sets the source.
     c.synonyms = ml_collections.ConfigDict(dict(
-        source="glove-cf",  # glove-cf, wordnet, counterfitted:PATH or embedding:MODEL (see `synonyms describe`)
+        source="wordnet-cf",  # wordnet-cf, glove-cf, wordnet, counterfitted:PATH or embedding:MODEL (see `synonyms describe`)
         k=8,  # single-token candidates per word at most
         min_cos=0.5,  # minimum cosine of a candidate (sources with scores), in [-1, 1]
     ))

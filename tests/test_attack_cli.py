@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import select
@@ -78,8 +79,9 @@ def neighbours(tmp_path_factory):
 
 def test_attack_writes_every_report(trained_tiny_run, neighbours, tmp_path):
     out = tmp_path / "report"
+    # Sentiment-flipping candidates, the constraints off: the report's mechanics (see test_constraints).
     proc = _cli("attack", "--workdir", trained_tiny_run, "--attack", "gradient", "--synonyms", neighbours,
-                "--n", 1000, "--budget", 0.5, "--out", out)
+                "--n", 1000, "--budget", 0.5, "--out", out, "--constraints", "none")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "notice: --n 1000 is larger than the test split" in proc.stdout
     results = json.loads((out / "results.json").read_text())
@@ -107,6 +109,41 @@ def test_attack_writes_every_report(trained_tiny_run, neighbours, tmp_path):
     assert 0 <= v["synonym_share"] <= 1 and 0 <= v["pos_kept_share"] <= 1 and -1 <= v["similarity_min"] <= v["similarity_mean"] <= 1
     assert v["encoder"] == "bundle:minilm-l6" and html.index("Validity of the") < html.index("<h2>Examples</h2>")
     assert f"Validity of the {v['n_successes']} successful examples" in proc.stdout
+    assert results["rules"] == {"pos": False, "similarity": None, "window": None, "metric": "cosine"}
+
+
+@pytest.mark.parametrize("attack", ["gradient", "textfooler"])
+def test_attack_applies_its_recipes_constraints_by_default(trained_tiny_run, tmp_path, capsys, monkeypatch, attack):
+    """Without --constraints the recipe's apply: the report's name and results.json say which, and no
+    success breaks them (part of speech and similarity re-measured here from the strings), while the
+    same attack with --constraints none has successes that do."""
+    from jaxrobust.attacks import constraints, pos
+    from jaxrobust.attacks.sentence_encoder import SentenceEncoder
+    from jaxrobust.attacks.validity import keeps_pos
+
+    table = tmp_path / "synonyms.json"
+    table.write_text(json.dumps({"good": ["great", "fine", "boring"], "great": ["good", "fine"], "bad": ["awful", "great"],
+                                 "boring": ["dull", "good"], "film": ["movie", "picture"], "plot": ["story"]}))
+    rules = constraints.RECIPES[attack]
+    encoder, tagger = SentenceEncoder(), pos.tagger()
+
+    def breaks(r):
+        changed = [w for w, _, _ in r["substitutions"]]
+        sim = constraints.string_similarity(encoder, rules, r["original_text"], r["perturbed_text"], changed)
+        return not keeps_pos(r, tagger) or sim < rules.similarity - constraints.RECHECK_SLACK
+
+    reports = {}
+    for spec in ("default", "none"):
+        status, out, err = _main(capsys, monkeypatch, "attack", "--workdir", trained_tiny_run, "--attack", attack,
+                                 "--synonyms", f"counterfitted:{table}", "--n", 40, "--budget", 0.5,
+                                 *(["--constraints", spec] if spec != "default" else []))
+        assert status == 0, err[-2000:]
+        reports[spec] = Path(out.strip().splitlines()[-1].removeprefix("report: "))
+    report = reports["default"]
+    assert f"-{rules.tag}-" in report.name and report.parent == Path(trained_tiny_run).absolute() / "attacks"
+    assert json.loads((report / "results.json").read_text())["rules"] == dataclasses.asdict(rules)
+    assert not any(breaks(r) for r in _records(report) if r["success"])
+    assert any(breaks(r) for r in _records(reports["none"]) if r["success"])
 
 
 def test_sweep_writes_table_and_plot(trained_tiny_run, other_tiny_run, neighbours, tmp_path):
@@ -129,7 +166,7 @@ def test_sweep_writes_table_and_plot(trained_tiny_run, other_tiny_run, neighbour
         target = load_target(str(run))
         indices = sample_indices(len(target.test), table["n"], 0)
         for b, budget in enumerate(budgets):
-            settings = AttackSettings(attack="gradient", synonyms=neighbours, n=table["n"], budget=budget)
+            settings = AttackSettings(attack="gradient", synonyms=neighbours, n=table["n"], budget=budget, constraints="pos")  # a sweep's
             records, _ = attack_examples(target.victim, target.params, target.tokenizer, [target.test[i] for i in indices],
                                          indices, candidates, settings, progress=False)
             robust = np.mean([x["reason"] != "misclassified" and not x["success"] for x in records])
@@ -176,7 +213,7 @@ def test_each_attack_writes_a_report_whose_successes_flip(trained_tiny_run, tiny
     out = tmp_path / attack
     flags = ["--population", 12, "--generations", 4] if attack == "genetic" else []
     proc = _cli("attack", "--workdir", trained_tiny_run, "--attack", attack, "--synonyms", mixed_neighbours,
-                "--n", 10, "--budget", 0.5, "--out", out, *flags)
+                "--n", 10, "--budget", 0.5, "--out", out, "--constraints", "none", *flags)
     assert proc.returncode == 0, proc.stderr[-2000:]
     results, records = json.loads((out / "results.json").read_text()), _records(out)
     assert results["attack"] == attack and results["n"] == len(records) == 10
@@ -206,7 +243,7 @@ def test_attack_an_exported_model_on_a_csv_task(exported_tiny_model, mixed_neigh
     cwd = tmp_path / "here"
     cwd.mkdir()
     proc = _cli("attack", "--model", model, "--task", task, "--text-field", "sentence", "--label-field", "y",
-                "--max-length", 16, "--synonyms", mixed_neighbours, "--n", 500, "--budget", 0.5, cwd=cwd)
+                "--max-length", 16, "--synonyms", mixed_neighbours, "--n", 500, "--budget", 0.5, "--constraints", "none", cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-2000:]
     (report,) = (cwd / "attacks").iterdir()
     results = json.loads((report / "results.json").read_text())

@@ -94,7 +94,7 @@ def test_part_of_speech_constraint_drops_a_wrong_part_of_speech(tiny_model_dir):
 
 def test_gradient_attack_flips_on_the_retokenised_string(target):
     test, indices = _test_examples(target)
-    settings = AttackSettings(attack="gradient", synonyms="unused", n=len(test), budget=0.5, k=3)
+    settings = AttackSettings(attack="gradient", synonyms="unused", n=len(test), budget=0.5, k=3, constraints="none")
     records, _ = attack_examples(target.victim, target.params, target.tokenizer, test, indices, candidates_of, settings, progress=False)
     by_index = {r["index"]: r for r in records}
     successes = [r for r in records if r["success"]]
@@ -148,7 +148,8 @@ def test_sweep_over_budgets_and_runs_equals_separate_attacks(target, other_targe
     separate = np.zeros_like(acc)
     for r, t in enumerate(targets):
         for b, budget in enumerate(budgets):
-            settings = AttackSettings(attack="gradient", synonyms="unused", n=len(test), budget=budget, k=3, verify=2, max_iters=10)
+            settings = AttackSettings(attack="gradient", synonyms="unused", n=len(test), budget=budget, k=3, verify=2, max_iters=10,
+                                      constraints="pos")  # what a sweep applies
             records, _ = attack_examples(t.victim, t.params, t.tokenizer, test, np.arange(len(test)), candidates_of, settings, progress=False)
             separate[r, b] = np.mean([r_["reason"] != "misclassified" and not r_["success"] for r_ in records])
             assert result["clean_accuracy"][r] == pytest.approx(np.mean([r_["reason"] != "misclassified" for r_ in records]))
@@ -193,7 +194,8 @@ def test_report_names_tell_apart_settings_that_change_results():
         names = {settings.name, dataclasses.replace(settings, min_cos=0.9).name}
         names |= {dataclasses.replace(settings, **{field: value + 1}).name for field, value in search.items()}
         names |= {AttackSettings(attack=attack, n=200).name}  # the default search
-        assert len(names) == len(search) + 3, names
+        names |= {dataclasses.replace(settings, constraints="pos").name}  # other constraints than the recipe's
+        assert len(names) == len(search) + 4, names
         assert dataclasses.replace(settings, batch_size=7).name == settings.name  # batching changes nothing
 
 

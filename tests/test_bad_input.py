@@ -135,6 +135,13 @@ CASES: dict[str, tuple[list[str], str]] = {
     "workdir and model together": (["attack", "--workdir", "{run}", "--model", "{model}", "--task", "csv:{csv}"], r"--workdir.*--model|--model.*--workdir"),
     "model without task": (["attack", "--model", "{model}"], r"--model needs --task"),
     "unknown sentence encoder": (["attack", "--workdir", "{run}", "--encoder", "bundle:nope"], r"unknown bundle bundle:nope"),
+    "unknown constraint": (["attack", "--workdir", "{run}", "--constraints", "pos,grammar"], r"unknown constraint 'grammar'"),
+    "similarity threshold above 1": (["attack", "--workdir", "{run}", "--similarity-threshold", "1.2"], r"similarity threshold must be in \[0, 1\], got 1\.2"),
+    "similarity threshold negative": (["attack", "--workdir", "{run}", "--similarity-threshold", "-0.5"], r"similarity threshold must be in \[0, 1\]"),
+    "window without similarity": (["attack", "--workdir", "{run}", "--attack", "pwws", "--window", "5"], r"--window need the similarity constraint"),
+    "synonym file with no usable entries": (
+        ["attack", "--workdir", "{run}", "--synonyms", "counterfitted:{tmp}/stopwords.json"], r"stopwords\.json has no usable entries"
+    ),
     # --- sweeps and synonym sources ---
     "sweep budgets empty": (["sweep", "--workdir", "{run}", "--budgets", ""], r"budgets"),
     "sweep budgets comma": (["sweep", "--workdir", "{run}", "--budgets", ","], r"budgets"),
@@ -165,6 +172,7 @@ def _write_files(tmp: Path, run: Path, model: Path) -> dict[str, str]:
         "array.jsonl": '{"text": "good", "label": "pos"}\n[1, 2]\n',
         "nolabel.jsonl": '{"text": "good", "label": "pos"}\n{"text": "bad", "label": "neg"}\n{"text": "fine"}\n',
         "bad.txt": "this is not a vector table\n",
+        "stopwords.json": '{"the": ["a", "an"], "42": ["7"], "it\'s": ["its"]}\n',
     }
     for name, text in files.items():
         if text is not None:

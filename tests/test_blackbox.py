@@ -223,10 +223,10 @@ class AdditiveScorer(engine.Scorer):
     (``effect [N, W, K]`` for candidates, ``delete``/``unk [N, W]``), p_true = sigmoid(margin).
     Every row it scores is kept in ``seen`` and checked: only the slot's own candidates."""
 
-    def __init__(self, group, seed):
+    def __init__(self, group, seed, allowed=None):
         rng = np.random.default_rng(seed)
         N, W, K = group.layout.cand_len.shape
-        self.group, self.chunk = group, 64
+        self.group, self.chunk, self._allowed = group, 64, allowed
         self.queries = np.zeros(N, np.int64)
         self.base = rng.uniform(0.5, 3.0, N)
         self.effect = rng.uniform(-1.0, 1.0, (N, W, K))  # some candidates raise p_true: never kept
@@ -335,3 +335,20 @@ def test_every_evaluated_text_is_within_budget(toy_group, name):
             assert o.queries == scorer.queries[i] == sum(m == i for m, _ in scorer.seen)
             flipped += scorer.margin(np.array([i]), o.choice[None])[0] < 0
     assert flipped > 0
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_a_text_failing_the_constraints_is_never_queried(toy_group, name):
+    """With a constraint check that refuses every text holding candidate 0 of a slot (a stand-in for
+    the sentence similarity), no such text reaches the model, and the attacks still search the others."""
+    budget = 0.2
+    refuse = lambda member, choice: ~(choice == 0).any(1)
+    asked = []
+    check = lambda member, choice: asked.append(len(member)) or refuse(member, choice)
+    for seed in range(3):
+        scorer = AdditiveScorer(toy_group, seed, allowed=check)
+        outcomes = ATTACKS[name](scorer, budget, **FAST.get(name, {}))
+        assert not any((choice == 0).any() for _, choice in scorer.seen)
+        assert any((choice > 0).any() for _, choice in scorer.seen)
+        assert all(not (o.choice == 0).any() for o in outcomes)
+    assert sum(asked) > 0

@@ -25,8 +25,8 @@ TextFooler-style (Jin et al. 2020; TextAttack's ``GreedyWordSwapWIR(wir_method="
        text (one call with ``[active examples × K]`` rows); the best is kept if it flips the
        prediction or lowers the true-class probability. A slot is visited once, so it changes at
        most once. Stop when flipped, when the budget is spent or when the slots run out.
-    Not applied here: TextFooler's sentence-encoder and POS constraints (the candidate set is the
-    only constraint).
+    Constraints (:mod:`.constraints`): the part-of-speech mask is in the candidates; a candidate text
+    failing the sentence similarity is never queried.
 
 PWWS (Ren et al. 2019)
     1. saliency ``s_w`` = p_true(clean) − p_true(clean with word ``w`` replaced by the unknown token);
@@ -151,7 +151,8 @@ def _probe_slots(scorer: Scorer, start: _Start, members: np.ndarray, value: int)
 
 def _try_candidates(scorer: Scorer, start: _Start, member: np.ndarray, choice: np.ndarray, slot: np.ndarray) -> np.ndarray:
     """Probabilities ``[R, K, C]`` of ``choice [R, W]`` with each candidate of ``slot [R]`` put in,
-    all rows in ONE scorer call; NaN where the candidate does not exist or ``slot`` is -1."""
+    all rows in ONE scorer call; NaN where the candidate does not exist, fails the constraints
+    (never queried) or ``slot`` is -1."""
     R, W = choice.shape
     K = start.cand_valid.shape[2]
     C = start.p0.shape[1]
@@ -161,6 +162,9 @@ def _try_candidates(scorer: Scorer, start: _Start, member: np.ndarray, choice: n
     if len(r):
         trial = choice[r].copy()
         trial[np.arange(len(r)), slot[r]] = k
+        ok = scorer.allowed(member[r], trial)
+        r, k, trial = r[ok], k[ok], trial[ok]
+    if len(r):
         out[r, k] = _score(scorer, member[r], trial)
     return out
 
@@ -239,6 +243,8 @@ def _pwws_scores(scorer: Scorer, start: _Start, members: np.ndarray) -> tuple[np
     sa, sw, sk = np.nonzero(start.cand_valid[members])
     swap = np.full((len(sa), W), ORIGINAL, np.int32)
     swap[np.arange(len(sa)), sw] = sk
+    ok = scorer.allowed(members[sa], swap)  # a swap that fails the constraints is never queried
+    sa, sw, sk, swap = sa[ok], sw[ok], sk[ok], swap[ok]
     rows = np.concatenate([members[a], members[sa]])
     probs = _score(scorer, rows, np.concatenate([unk, swap]))
     clean = _true_prob(start.p0[members], start.labels[members])  # [A]
@@ -247,7 +253,7 @@ def _pwws_scores(scorer: Scorer, start: _Start, members: np.ndarray) -> tuple[np
     swap_probs = np.full((A, W, K, probs.shape[1]), np.nan)
     swap_probs[sa, sw, sk] = probs[len(a) :]
     drop = clean[:, None, None] - _true_prob(swap_probs, start.labels[members, None, None])  # [A, W, K]
-    gain = np.where(start.cand_valid[members], drop, -np.inf).max(2)  # Δp*
+    gain = np.where(np.isnan(drop), -np.inf, drop).max(2)  # Δp* over the queried swaps
     weight = np.exp(saliency - saliency.max(1, keepdims=True))  # softmax over the example's slots
     weight /= weight.sum(1, keepdims=True)
     valid = start.slot_valid[members]
@@ -298,11 +304,13 @@ def _perturb(scorer: Scorer, start: _Start, member: np.ndarray, choice: np.ndarr
     slot = (cum <= (u * total)[:, None]).sum(1)  # inverse-CDF draw; a zero weight is never picked
     slot = np.where(total > 0, np.minimum(slot, choice.shape[1] - 1), -1)
     probs = _try_candidates(scorer, start, member, choice, slot)
-    k, best, _ = _pick_best(probs, start.labels[member])
+    k, best, bad = _pick_best(probs, start.labels[member])
     out = choice.copy()
-    rows = np.flatnonzero(slot >= 0)
+    rows = np.flatnonzero((slot >= 0) & np.isfinite(bad))
     out[rows, slot[rows]] = k[rows]
-    stuck = np.flatnonzero(slot < 0)  # no slot to mutate (cannot happen for attackable examples)
+    # No slot to mutate (cannot happen for attackable examples), or every candidate of the drawn
+    # slot fails the constraints: the row stays as it was.
+    stuck = np.flatnonzero((slot < 0) | ~np.isfinite(bad))
     if len(stuck):
         best[stuck] = _score(scorer, member[stuck], out[stuck])
     return out, best
@@ -314,8 +322,10 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 
 def _breed(pop: np.ndarray, fitness: np.ndarray, limit: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Children of one example: ``pop [P, W]``, ``fitness [P]`` -> ``(children [P-1, W], u [P-1])``,
-    ``u`` the uniform numbers of their mutations. Draw order is fixed, for reproducibility."""
+    """Children of one example: ``pop [P, W]``, ``fitness [P]`` -> ``(children [P-1, W], u [P-1],
+    fitter [P-1, W])``, ``u`` the uniform numbers of their mutations, ``fitter`` each child's fitter
+    parent (what replaces a child over the budget, or one failing the constraints). Draw order is
+    fixed, for reproducibility."""
     P, W = pop.shape
     select = _softmax(fitness / TEMPERATURE)
     p1 = rng.choice(P, size=P - 1, p=select)
@@ -326,7 +336,7 @@ def _breed(pop: np.ndarray, fitness: np.ndarray, limit: int, rng: np.random.Gene
     over = (children != ORIGINAL).sum(1) > limit
     fitter = np.where(fitness[p1] >= fitness[p2], p1, p2)
     children[over] = pop[fitter[over]]
-    return children, u
+    return children, u, pop[fitter]
 
 
 def genetic_group(
@@ -368,9 +378,12 @@ def genetic_group(
         live = np.flatnonzero(active)
         fitness = 1.0 - _true_prob(probs[live], labels[live, None])  # [A', P]
         bred = [_breed(pop[a], fitness[j], int(start.limit[members[a]]), rngs[a]) for j, a in enumerate(live)]
-        children = np.concatenate([c for c, _ in bred])
-        child_u = np.concatenate([cu for _, cu in bred])
-        children, child_probs = _perturb(scorer, start, np.repeat(members[live], P - 1), children, child_u)
+        children = np.concatenate([c for c, _, _ in bred])
+        child_u = np.concatenate([cu for _, cu, _ in bred])
+        child_member = np.repeat(members[live], P - 1)
+        fails = ~scorer.allowed(child_member, children)  # crossover may join changes that fail together
+        children[fails] = np.concatenate([f for _, _, f in bred])[fails]
+        children, child_probs = _perturb(scorer, start, child_member, children, child_u)
         elite = best[live]
         pop[live] = np.concatenate([pop[live, elite][:, None], children.reshape(len(live), P - 1, W)], axis=1)
         probs[live] = np.concatenate([probs[live, elite][:, None], child_probs.reshape(len(live), P - 1, -1)], axis=1)

@@ -71,35 +71,51 @@ def _probs_of(victim: Victim, params, lay: Layout, choice: jax.Array, *, length:
 _rank = jax.jit(gradient.rank_pairs, static_argnames=("victim", "length", "depth"))
 
 
+def length_batches(lengths: np.ndarray, chunk: int):
+    """Device batches of requests whose token lengths are ``lengths [R]``: ``(rows, padded, length)``
+    per batch, ``rows`` the requests it answers, ``padded`` those rows repeated up to a multiple of
+    :data:`ROW_STEP`, ``length`` the rows' common length rounded up to :data:`LENGTH_STEP`.
+
+    A batch holds rows of one length step only, so every text is always evaluated at the same padded
+    length, whatever else is asked with it: results do not depend on the batching.
+    """
+    lengths = _round_up(np.asarray(lengths), LENGTH_STEP)
+    order = np.argsort(lengths, kind="stable")
+    bounds = np.flatnonzero(np.diff(lengths[order])) + 1
+    for same in np.split(order, bounds):
+        for start in range(0, len(same), chunk):
+            rows = same[start : start + chunk]
+            # Batch sizes are multiples of ROW_STEP up to the chunk: a few compilations per length,
+            # and a short last batch is not padded to a full chunk.
+            size = min(chunk, _round_up(len(rows), ROW_STEP))
+            interrupt.check()  # Ctrl-C stops between device batches
+            yield rows, np.concatenate([rows, np.repeat(rows[:1], size - len(rows))]), int(lengths[rows[0]])
+
+
 class Scorer:
     """Model evaluations of (member, choice) rows of a group, in device batches of at most ``chunk``
     rows of one length step (module docstring): a deletion or a shorter candidate also makes a
-    shorter query."""
+    shorter query. ``allowed(member, choice) -> [R] bool`` is the search's constraint check
+    (:class:`~jaxrobust.attacks.constraints.SimilarityFilter`); without one every text passes."""
 
-    def __init__(self, victim: Victim, params, group: Group, chunk: int = 64):
+    def __init__(self, victim: Victim, params, group: Group, chunk: int = 64, allowed=None):
         self.victim, self.params, self.group, self.chunk = victim, params, group, chunk
+        self._allowed = allowed
         self.queries = np.zeros(len(group.members), np.int64)  # forward passes per member
         self.gradients = np.zeros(len(group.members), np.int64)  # forward + backward passes per member
 
-    def batches(self, member: np.ndarray, choice: np.ndarray):
-        """``(rows, layout, choice, length)`` per device batch; ``rows`` index the request.
+    def allowed(self, member: np.ndarray, choice: np.ndarray) -> np.ndarray:
+        """``[R]``: which trial texts the attack's constraints let it query."""
+        if self._allowed is None:
+            return np.ones(len(member), bool)
+        return self._allowed(np.asarray(member, np.int64), choice)
 
-        A batch holds rows of one length step only, so every text is always evaluated at the same
-        padded length, whatever else is asked with it: results do not depend on the batching.
-        """
+    def batches(self, member: np.ndarray, choice: np.ndarray):
+        """``(rows, layout, choice, length)`` per device batch (:func:`length_batches`); ``rows``
+        index the request."""
         lengths = token_lengths(self.group.layout.rows(member), choice, self.victim.max_length)
-        lengths = _round_up(lengths, LENGTH_STEP)
-        order = np.argsort(lengths, kind="stable")
-        bounds = np.flatnonzero(np.diff(lengths[order])) + 1
-        for same in np.split(order, bounds):
-            for start in range(0, len(same), self.chunk):
-                rows = same[start : start + self.chunk]
-                # Batch sizes are multiples of ROW_STEP up to the chunk: a few compilations per length,
-                # and a short last batch is not padded to a full chunk.
-                size = min(self.chunk, _round_up(len(rows), ROW_STEP))
-                padded = np.concatenate([rows, np.repeat(rows[:1], size - len(rows))])
-                interrupt.check()  # Ctrl-C stops between device batches
-                yield rows, self.group.layout.rows(member[padded]), choice[padded], int(lengths[rows[0]])
+        for rows, padded, length in length_batches(lengths, self.chunk):
+            yield rows, self.group.layout.rows(member[padded]), choice[padded], length
 
     def __call__(self, member: np.ndarray, choice: np.ndarray) -> np.ndarray:
         """``member [R]`` (rows of the group), ``choice [R, W]`` -> probabilities ``[R, C]``."""
@@ -152,6 +168,7 @@ def run_gradient_group(
     verify: int,
     max_iters: int,
     chunk: int = 3,
+    allowed=None,
     on_done: Callable[[int], None] = lambda n: None,
 ) -> list[Outcome]:
     """The gradient attack (:mod:`~jaxrobust.attacks.gradient`) on every member of ``group``.
@@ -159,11 +176,12 @@ def run_gradient_group(
     The iterations of :func:`gradient.gradient_attack`, driven from the host: each verifies the next
     ``verify`` pairs of every unfinished example, ``chunk`` at a time, and an example whose
     prediction flipped in one chunk verifies no more (it keeps the best flip so far). All examples'
-    trials share device batches, each as long as its longest row. The successes are those of
+    trials share device batches, each as long as its longest row. A trial that fails the constraints
+    (``allowed``, see :class:`Scorer`) counts as verified but is never queried. The successes are those of
     :func:`gradient.gradient_attack` (both stop an iteration's example at a flip within its
     ``verify`` trials); the chosen flip may differ when several trials flip.
     """
-    scorer = Scorer(victim, params, group, chunk=batch_size)
+    scorer = Scorer(victim, params, group, chunk=batch_size, allowed=allowed)
     lay = group.layout
     N, W, K = lay.cand_len.shape
     labels = lay.labels
@@ -193,6 +211,10 @@ def run_gradient_group(
             j = j + start
             trial = state["choice"][rows[r]]
             trial[np.arange(len(r)), slot[r, j]] = cand[r, j]
+            ok = scorer.allowed(rows[r], trial)
+            r, j, trial = r[ok], j[ok], trial[ok]
+            if not len(r):
+                continue
             p = scorer(rows[r], trial)
             key = np.asarray(gradient.selection_key(p, labels[rows[r]]))
             by_row = np.lexsort((j, key, r))  # per row: lowest key first, ties to the better rank

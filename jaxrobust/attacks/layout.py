@@ -107,7 +107,8 @@ class Layout:
     ``seg_tokens [N,S,P]``, ``seg_len [N,S]``, ``seg_type [N,S]``, ``seg_slot [N,S]`` (slot of a
     segment, -1 for fixed tokens), ``last_seg [N]`` (the final special token, kept when the sequence
     is truncated), ``slot_seg [N,W]`` (S for padding slots), ``cand_tokens [N,W,K,P]``,
-    ``cand_len [N,W,K]`` (0 for padding candidates), ``labels [N]``, ``n_words [N]``.
+    ``cand_len [N,W,K]`` (0 for padding candidates), ``labels [N]``, ``n_words [N]``, ``seg_word [N,S]``
+    (word of a segment, -1 for special tokens: the sentence-similarity windows keep words by it).
     """
 
     seg_tokens: np.ndarray
@@ -120,6 +121,7 @@ class Layout:
     cand_len: np.ndarray
     labels: np.ndarray
     n_words: np.ndarray
+    seg_word: np.ndarray
 
     @property
     def slot_valid(self):
@@ -181,8 +183,7 @@ def prepare_examples(
                 got = tagger.candidate_tags(words, w, options, tags)
                 options = [c for c, t in zip(options, got) if pos.universal(t) == pos.universal(tags[w])]
             if options:
-                # Byte-level BPE tokenises a word differently after a space: keep the context.
-                prefix = " " if s > 0 and text[s - 1].isspace() else ""
+                prefix = context_prefix(text, s)
                 slots.append((w, prefix, options))
                 wanted.update((prefix + c, None) for c in options)
         found.append(slots)
@@ -199,6 +200,12 @@ def prepare_examples(
                 ae.candidate_ids.append([pieces[prefix + c] for c in ok])
         prepared.append(ae)
     return prepared
+
+
+def context_prefix(text: str, start: int) -> str:
+    """A leading space if the word at ``start`` follows whitespace: byte-level BPE tokenises a word
+    differently after a space, so candidates are tokenised in that context."""
+    return " " if start > 0 and text[start - 1].isspace() else ""
 
 
 def _truncated(enc: Encoded, w: int) -> bool:
@@ -225,15 +232,24 @@ def padded_length(ae: AttackExample, budget: float, max_length: int) -> int:
     return min(max_length, ae.encoded.length + sum(g for g in growth[: ae.max_changes(budget)] if g > 0))
 
 
+def segment_lengths(lay: Layout, choice: np.ndarray) -> np.ndarray:
+    """``[R, S]`` token count of each segment of the rows of NumPy ``lay`` with ``choice [R, W]``
+    applied (before truncation)."""
+    R, S = lay.seg_len.shape
+    seg = np.minimum(lay.slot_seg, S - 1)
+    orig = np.take_along_axis(lay.seg_len, seg, axis=1)  # [R, W]
+    cand = np.take_along_axis(lay.cand_len, np.clip(choice, 0, None)[..., None], axis=2)[..., 0]
+    new = np.where(choice >= 0, cand, np.where(choice == DELETE, 0, np.where(choice == UNK, 1, orig)))
+    out = lay.seg_len.copy()
+    rows, slots = np.nonzero(lay.slot_valid)
+    out[rows, lay.slot_seg[rows, slots]] = new[rows, slots]
+    return out
+
+
 def token_lengths(lay: Layout, choice: np.ndarray, max_length: int) -> np.ndarray:
     """``[R]`` token lengths (truncated at ``max_length``) of the rows of NumPy ``lay`` with
     ``choice [R, W]`` applied: what :func:`build_tokens` will produce, known before building it."""
-    S = lay.seg_len.shape[1]
-    seg = np.minimum(lay.slot_seg, S - 1)
-    orig = np.take_along_axis(lay.seg_len, seg, axis=1) * lay.slot_valid  # [R, W]
-    cand = np.take_along_axis(lay.cand_len, np.clip(choice, 0, None)[..., None], axis=2)[..., 0]
-    new = np.where(choice >= 0, cand, np.where(choice == DELETE, 0, np.where(choice == UNK, 1, orig)))
-    return np.minimum(lay.seg_len.sum(1) + (new - orig).sum(1), max_length)
+    return np.minimum(segment_lengths(lay, choice).sum(1), max_length)
 
 
 def make_layout(
@@ -262,6 +278,7 @@ def make_layout(
         cand_len=np.zeros((N, W, K), np.int32),
         labels=np.array([ae.example.label for ae in items], np.int32),
         n_words=np.array([ae.n_words for ae in items], np.int32),
+        seg_word=np.full((N, S), -1, np.int32),
     )
     for n, ae in enumerate(items):
         enc = ae.encoded
@@ -277,6 +294,7 @@ def make_layout(
                     end += 1
                 lay.seg_slot[n, s] = k
                 lay.slot_seg[n, k] = s
+            lay.seg_word[n, s] = w
             lay.seg_tokens[n, s, : end - t] = enc.input_ids[t:end]
             lay.seg_len[n, s] = end - t
             lay.seg_type[n, s] = enc.token_type_ids[t]
@@ -289,8 +307,9 @@ def make_layout(
     return lay
 
 
-def build_tokens(lay: Layout, choice: jax.Array, length: int, max_length: int, pad_id: int, unk_id: int) -> dict:
-    """Token arrays of ONE example (``lay`` holds one row) with ``choice [W]`` applied.
+def build_tokens(lay: Layout, choice: jax.Array, length: int, max_length: int, pad_id: int, unk_id: int, keep: jax.Array | None = None) -> dict:
+    """Token arrays of ONE example (``lay`` holds one row) with ``choice [W]`` applied (and, with
+    ``keep [S]``, only the segments it marks: a window of the text).
 
     Returns ``input_ids, attention_mask, token_type_ids, token_slot`` (slot of each token, -1 for
     fixed and padding tokens), each ``[length]``. Tokens past ``max_length`` are truncated as the
@@ -310,6 +329,8 @@ def build_tokens(lay: Layout, choice: jax.Array, length: int, max_length: int, p
     new_len = jnp.where(choice >= 0, cand_len, jnp.where(choice == DELETE, 0, jnp.where(choice == UNK, 1, orig_len)))
     seg_tokens = lay.seg_tokens.at[lay.slot_seg].set(new_tok, mode="drop")
     seg_len = lay.seg_len.at[lay.slot_seg].set(new_len, mode="drop")
+    if keep is not None:
+        seg_len = jnp.where(keep, seg_len, 0)
 
     total = seg_len.sum()
     cap = min(max_length, length)

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxrobust import assets
-from jaxrobust.attacks import ascc_attack, blackbox, engine, pos, report, verify
+from jaxrobust.attacks import ascc_attack, blackbox, constraints, engine, pos, report, synonyms, verify
 from jaxrobust.attacks.layout import prepare_examples
 from jaxrobust.attacks.sentence_encoder import DEFAULT_ENCODER, SentenceEncoder
 from jaxrobust.attacks.validity import validity
@@ -34,12 +34,16 @@ ATTACKS = ("gradient", "textfooler", "pwws", "genetic", "ascc")
 #   genetic    -- Alzantot et al.: 8 nearest neighbours
 #   ascc       -- the candidates of the training objectives (config.synonyms): 8, cosine >= 0.5
 CANDIDATE_DEFAULTS = {"gradient": (20, 0.8), "textfooler": (50, 0.5), "pwws": (50, 0.0), "genetic": (8, 0.5), "ascc": (8, 0.5)}
+# The candidate source of each recipe: PWWS searches WordNet's synonyms, as published; the others the
+# attack-grade default (WordNet synonyms ranked and cut by the counter-fitted cosine).
+DEFAULT_SYNONYMS = "wordnet-cf"
+SOURCE_DEFAULTS = {"pwws": "wordnet"}
 
 
 @dataclasses.dataclass
 class AttackSettings:
     attack: str = "gradient"
-    synonyms: str = "glove-cf"
+    synonyms: str | None = None  # None: the attack's default (SOURCE_DEFAULTS, else DEFAULT_SYNONYMS)
     n: int = 500
     budget: float = 0.2
     seed: int = 0
@@ -51,7 +55,10 @@ class AttackSettings:
     population: int = 60  # genetic
     generations: int = 20  # genetic
     ascc_steps: int = 10  # ascc: Adam steps of the relaxed search (learning rate 1, entropy weight 1)
-    encoder: str = DEFAULT_ENCODER  # the sentence encoder of the report's validity section
+    encoder: str = DEFAULT_ENCODER  # the sentence encoder of the similarity constraint and the validity section
+    constraints: str = "default"  # the recipe's (constraints.RECIPES), "none", or a list of constraints.NAMES
+    similarity: float | None = None  # None: the recipe's similarity threshold
+    window: int | None = None  # None: the recipe's window (words around each change; none: whole text)
 
     def __post_init__(self):
         if self.attack not in ATTACKS:
@@ -70,14 +77,25 @@ class AttackSettings:
             if getattr(self, field) < 1:
                 raise JaxRobustError(f"{flag} must be at least 1, got {getattr(self, field)}")
         assets.check_ref(self.encoder)  # a bad --encoder fails now, not after the attack
+        rules = self.rules  # an unknown constraint or a threshold outside [0, 1] fails now
+        if self.attack == "ascc" and rules.similarity is not None:
+            raise JaxRobustError("ascc searches relaxed (continuous) substitutions: the similarity constraint applies to the other attacks")
+        self.synonyms = SOURCE_DEFAULTS.get(self.attack, DEFAULT_SYNONYMS) if self.synonyms is None else self.synonyms
         default_k, default_cos = CANDIDATE_DEFAULTS[self.attack]
         self.k = default_k if self.k is None else self.k
         self.min_cos = default_cos if self.min_cos is None else self.min_cos
 
     @property
+    def rules(self) -> constraints.Constraints:
+        """The constraints this attack applies."""
+        return constraints.parse(self.constraints, self.attack, self.similarity, self.window)
+
+    @property
     def name(self) -> str:
-        """Directory name of this attack's results: every setting that changes them, those left at
-        their defaults (the minimum cosine of the recipe, the search sizes) omitted."""
+        """Directory name of this attack's results: every setting that changes them (the candidates'
+        version and the constraints included, so that no report of other candidates or constraints
+        is reused), those left at their defaults (the minimum cosine of the recipe, the search sizes)
+        omitted."""
         source = self.synonyms.replace(":", "-").replace("/", "_")
         cos = "" if self.min_cos == CANDIDATE_DEFAULTS[self.attack][1] else f"-c{self.min_cos:g}"
         search = "".join(
@@ -85,7 +103,8 @@ class AttackSettings:
             for field, tag in SEARCH_SETTINGS.get(self.attack, ())
             if getattr(self, field) != AttackSettings.__dataclass_fields__[field].default
         )
-        return f"{self.attack}-{source}-k{self.k}{cos}{search}-b{self.budget:g}-n{self.n}-s{self.seed}"
+        return (f"{self.attack}-{source}-{synonyms.version_tag()}-k{self.k}{cos}-{self.rules.tag}{search}"
+                f"-b{self.budget:g}-n{self.n}-s{self.seed}")
 
 
 # The search sizes of each attack that change its results, with their tags in AttackSettings.name.
@@ -118,7 +137,8 @@ def attack_examples(
 ) -> tuple[list[dict], float]:
     """Attack ``examples`` (``indices``: their positions in the split); records and wall seconds."""
     start = time.perf_counter()
-    items = prepare_examples(tokenizer, examples, candidates_of, victim.max_length, settings.k)
+    rules = settings.rules
+    items = prepare_examples(tokenizer, examples, candidates_of, victim.max_length, settings.k, same_pos=rules.pos)
     for ae, index in zip(items, indices):
         ae.index = int(index)
     attackable = [ae for ae in items if ae.slot_words]
@@ -129,19 +149,24 @@ def attack_examples(
         _collect(records_by_index, verify.check(victim, params, tokenizer, idle, [None] * len(idle), settings.budget), bar)
         if attackable:
             group = engine.make_group(tokenizer, attackable, settings.budget, victim.max_length, settings.k)
-            outcomes = _run_group(victim, params, group, settings, bar)
-            _collect(records_by_index, verify.check(victim, params, tokenizer, group.members, outcomes, settings.budget), bar, count=False)
+            allowed = None
+            if rules.similarity is not None:
+                allowed = constraints.SimilarityFilter(_encoder(settings.encoder), group.members, rules, group.layout.cand_len.shape[1:]).allowed
+            outcomes = _run_group(victim, params, group, settings, bar, allowed)
+            checked = verify.check(victim, params, tokenizer, group.members, outcomes, settings.budget,
+                                   rules=rules, encoder=_encoder(settings.encoder) if rules.similarity is not None else None)
+            _collect(records_by_index, checked, bar, count=False)
     records = [records_by_index[ae.index] for ae in items]
     return records, time.perf_counter() - start
 
 
-def _run_group(victim: Victim, params, group: engine.Group, settings: AttackSettings, bar) -> list[engine.Outcome]:
+def _run_group(victim: Victim, params, group: engine.Group, settings: AttackSettings, bar, allowed) -> list[engine.Outcome]:
     if settings.attack == "gradient":
         return engine.run_gradient_group(
-            victim, params, group, settings.budget,
-            batch_size=settings.batch_size, verify=settings.verify, max_iters=settings.max_iters, on_done=bar.update,
+            victim, params, group, settings.budget, batch_size=settings.batch_size,
+            verify=settings.verify, max_iters=settings.max_iters, allowed=allowed, on_done=bar.update,
         )
-    scorer = engine.Scorer(victim, params, group, chunk=max(settings.batch_size, 64))
+    scorer = engine.Scorer(victim, params, group, chunk=max(settings.batch_size, 64), allowed=allowed)
     if settings.attack == "ascc":
         return ascc_attack.ascc_group(scorer, settings.budget, steps=settings.ascc_steps, lr=1.0, entropy_weight=1.0, on_done=bar.update)
     if settings.attack == "genetic":
@@ -179,6 +204,8 @@ def write_results(out_dir: Path, records: list[dict], seconds: float, settings: 
     """Write the report files of one attack into ``out_dir``, its validity section included; returns
     the summary."""
     settings_fields = {k: v for k, v in dataclasses.asdict(settings).items() if k != "n"}  # n: the examples attacked
+    settings_fields["rules"] = dataclasses.asdict(settings.rules)  # the constraints as applied
+    settings_fields["synonyms_version"] = synonyms.version_tag()
     extra["validity"] = validity(records, _encoder(settings.encoder))
     summary = report.summarize(records, seconds, **settings_fields, **extra)
     claim_output_dir(out_dir, REPORT_FILES)

@@ -5,6 +5,10 @@ parameter pytree, so ``vmap`` over budgets and over parameters stacked on a lead
 one architecture, e.g. the seeds of an experiment) turns the whole sweep into one program per shape
 length. Every final text is then checked on its re-tokenised string (:mod:`verify`), per run and
 budget, exactly as the ``attack`` command does.
+
+Constraints: the part-of-speech mask of A2T (:mod:`.constraints`) is in the candidates. A2T's
+sentence-similarity check is not inside the vmapped program yet, so a sweep applies the part of
+speech only and says so in ``sweep.json`` and ``sweep.md``; ``attack --attack gradient`` applies both.
 """
 
 from __future__ import annotations
@@ -19,11 +23,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrobust import interrupt
-from jaxrobust.attacks import engine, gradient, verify
+from jaxrobust.attacks import constraints, engine, gradient, verify
 from jaxrobust.attacks.layout import prepare_examples
 from jaxrobust.attacks.run import Target, sample_indices
 from jaxrobust.errors import JaxRobustError
 from jaxrobust.io import write_json_atomic, write_text_atomic
+
+
+SWEEP_CONSTRAINTS = constraints.Constraints(pos=True)
 
 
 def parse_budgets(text: str) -> list[float]:
@@ -74,8 +81,11 @@ def sweep(
     verify_top: int = 6,
     max_iters: int = 20,
     batch_size: int = 32,
+    rules: constraints.Constraints = SWEEP_CONSTRAINTS,
 ) -> dict:
     """Accuracy under attack ``[runs][budgets]`` on one seeded test sample; see :func:`write_sweep`."""
+    if rules.similarity is not None:
+        raise JaxRobustError("sweep applies the part-of-speech constraint only; the similarity constraint needs `attack`")
     if not budgets or any(not 0 < b <= 1 for b in budgets):
         raise JaxRobustError(f"budgets must be in (0, 1], got {list(budgets)}")
     first = targets[0]
@@ -83,7 +93,7 @@ def sweep(
     test = first.test
     indices = sample_indices(len(test), min(n, len(test)), seed)
     examples = [test[i] for i in indices]
-    items = prepare_examples(first.tokenizer, examples, candidates_of, first.victim.max_length, k)
+    items = prepare_examples(first.tokenizer, examples, candidates_of, first.victim.max_length, k, same_pos=rules.pos)
     for ae, index in zip(items, indices):
         ae.index = int(index)
     attackable = [ae for ae in items if ae.slot_words]
@@ -114,14 +124,14 @@ def sweep(
                 engine.Outcome(picked[ae.index], p, 0) if ae.index in picked else None
                 for ae, p in zip(items, clean_probs)
             ]
-            records = verify.check(target.victim, target.params, target.tokenizer, items, outcomes, budget)
+            records = verify.check(target.victim, target.params, target.tokenizer, items, outcomes, budget, rules=rules)
             correct = [not (r_["skipped"] and r_["reason"] == "misclassified") for r_ in records]
             accuracy[r, b] = np.mean([c and not r_["success"] for c, r_ in zip(correct, records)])
             clean[r] = np.mean(correct)
     return dict(
         runs=[t.source for t in targets], budgets=list(map(float, budgets)), n=len(items),
         clean_accuracy=clean.tolist(), accuracy_under_attack=accuracy.tolist(), seconds=seconds,
-        task=first.task.name, k=k,
+        task=first.task.name, k=k, constraints=rules.tag,
     )
 
 
@@ -136,7 +146,8 @@ def write_sweep(result: dict, out_dir: Path) -> None:
 
     budgets = result["budgets"]
     lines = [
-        f"Accuracy under the gradient attack, {result['task']}, n={result['n']}, top-{result['k']} candidates",
+        f"Accuracy under the gradient attack, {result['task']}, n={result['n']}, top-{result['k']} candidates, "
+        f"constraints: {result['constraints']}",
         "",
         "| run | clean | " + " | ".join(f"budget {b:g}" for b in budgets) + " |",
         "|---|---|" + "---|" * len(budgets),

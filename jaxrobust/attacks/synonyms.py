@@ -7,11 +7,11 @@ to the device as they are: ``ids [V, K]`` (candidate word ids, best first, -1 = 
 
 Sources (the ``spec`` of :func:`load_synonyms`):
 
-``glove-cf`` (default)
+``glove-cf``
     GloVe 6B 50d (registry bundle ``glove-6b-50d``), counter-fitted here to WordNet synonyms and
     antonyms (:mod:`jaxrobust.attacks.counterfit`); neighbours by cosine. Related words rather than
     synonyms: at k 8 only 9 % of its candidates are WordNet synonyms (good -> better, always).
-``wordnet-cf``
+``wordnet-cf`` (default)
     Attack-grade synonyms: the WordNet synonyms of each ``glove-cf`` word (a shared synset, or an
     adjective head and its satellite, among the :data:`WORDNET_CF_RANK` commonest senses of both
     words), inflected as the word is (:func:`wordnet_cf_lists`: films -> movies), ranked by the
@@ -315,6 +315,13 @@ def _lists_to_pool(words: list[str], lists: Sequence[Sequence[str]]) -> tuple[np
     return ids, np.full(ids.shape, np.nan, np.float32)
 
 
+def version_tag() -> str:
+    """The version of the candidate rules and of what the sources are built from (table rules,
+    counter-fitting, WordNet graph), e.g. ``v1.1.1``: part of every report's name, so that a report
+    measured with other candidates is never reused."""
+    return f"v{TABLE_VERSION}.{counterfit.CF_VERSION}.{wordnet_lib.GRAPH_VERSION}"
+
+
 def _bad_format(path: Path, line: int, what: str) -> JaxRobustError:
     return JaxRobustError(
         f"{path}: line {line}: {what} (counterfitted:PATH takes counter-fitted vectors as text, "
@@ -573,7 +580,7 @@ def check_source(spec: str, k: int, min_cos: float) -> None:
 # Public entry points
 
 
-def load_synonyms(spec: str = "glove-cf", *, k: int = 50, min_cos: float = 0.5) -> CandidateTable:
+def load_synonyms(spec: str = "wordnet-cf", *, k: int = 50, min_cos: float = 0.5) -> CandidateTable:
     """The candidate table of ``spec`` (see the module docstring), at most ``k`` per word with
     cosine >= ``min_cos`` (where the source has scores). Built once, then read from the cache."""
     if not isinstance(k, numbers.Integral) or k < 1:
@@ -590,8 +597,11 @@ def load_synonyms(spec: str = "glove-cf", *, k: int = 50, min_cos: float = 0.5) 
         # A table built without WordNet lacks the antonym filter: rebuild once WordNet is there.
         # (Asked only then: finding WordNet imports nltk, which takes longer than the whole load.)
         if table.params.get("wordnet") or not wordnet_lib.wordnet_available():
-            return table
+            return _usable(table)
     words, pool_ids, pool_sims = pool()
+    vocab = np.array([is_vocab_word(w) for w in words] + [False])  # the last entry: padding id -1
+    if not (vocab[:-1] & (vocab[pool_ids] & (pool_ids >= 0)).any(1)).any():
+        raise _no_usable_entries(spec, k, cos)  # found before the filters need WordNet
     ids, sims, used = filter_pool(words, pool_ids, pool_sims, k, cos)
     params = {"k": k, "min_cos": cos, "format": form, **used, "version": TABLE_VERSION}
     if form == "vectors":
@@ -600,7 +610,21 @@ def load_synonyms(spec: str = "glove-cf", *, k: int = 50, min_cos: float = 0.5) 
     counterfit.save_npz_atomic(
         path, words=np.array(table.words), ids=table.ids, sims=table.sims, params=np.array(json.dumps(params))
     )
+    return _usable(table)
+
+
+def _usable(table: CandidateTable) -> CandidateTable:
+    """``table``, unless no word has a candidate (an attack with it would change nothing)."""
+    if not table.mask.any():
+        raise _no_usable_entries(table.source, table.params.get("k"), table.params.get("min_cos"))
     return table
+
+
+def _no_usable_entries(source: str, k, cos) -> JaxRobustError:
+    return JaxRobustError(
+        f"{source} has no usable entries: no word (two letters or more, not a stop word) keeps a candidate "
+        f"after the filters (top {k}" + ("" if cos is None else f", cosine >= {cos:g}") + ")"
+    )
 
 
 def describe(

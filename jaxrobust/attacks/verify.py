@@ -3,8 +3,10 @@
 Attacks search over token arrays assembled on device; what they report is decided here. Each final
 text is written out as a string, tokenised from scratch by the model's tokenizer, and run through the
 model; the attack succeeds only if that prediction differs from the label, at least one word was
-substituted, every substitution is one of the slot's candidates, and no more words changed than
-the budget allows. A text the attack left unchanged (a misclassified example, or no substitution
+substituted, every substitution is one of the slot's candidates, no more words changed than the
+budget allows, and the final text passes the attack's constraints (:mod:`.constraints`: the part of
+speech re-tagged on the final text, the sentence similarity re-computed from the strings); a flip
+that fails them is reported with ``constraint_failed`` and is not a success. A text the attack left unchanged (a misclassified example, or no substitution
 kept) is not run again: its probabilities are the clean ones.
 """
 
@@ -15,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from jaxrobust import interrupt
-from jaxrobust.attacks import report
+from jaxrobust.attacks import constraints, pos, report, validity
 from jaxrobust.attacks.engine import Outcome
 from jaxrobust.attacks.layout import AttackExample
 from jaxrobust.attacks.victim import Victim, predict
@@ -44,12 +46,15 @@ def check(
     items: Sequence[AttackExample],
     outcomes: Sequence[Outcome | None],
     budget: float,
+    rules: constraints.Constraints | None = None,
+    encoder=None,
 ) -> list[dict]:
-    """One record per example of ``items`` (``None`` outcome: nothing attackable, left unchanged).
+    """One record per example of ``items`` (``None`` outcome: nothing attackable, left unchanged),
+    the final texts checked against ``rules`` (the similarity with ``encoder``).
 
     Record keys: ``index, label, original_text, perturbed_text, substitutions, original_probs,
-    perturbed_probs, success, skipped, reason, queries, gradients, n_words, words_changed,
-    clean_prob_true, low_confidence`` (see :func:`report.is_low_confidence`).
+    perturbed_probs, success, skipped, reason, constraint_failed, queries, gradients, n_words,
+    words_changed, clean_prob_true, low_confidence`` (see :func:`report.is_low_confidence`).
     """
     if not items:
         return []
@@ -89,10 +94,26 @@ def check(
             gradients=int(o.gradients) if o is not None else 0,
             n_words=ae.n_words,
             words_changed=len(subs),
+            constraint_failed="",
         )
+        if record["success"] and rules is not None:
+            record["constraint_failed"] = _failed_constraint(record, rules, encoder)
+            record["success"] = not record["constraint_failed"]
         record.update(clean_prob_true=report.clean_prob_true(record), low_confidence=report.is_low_confidence(record))
         records.append(record)
     return records
+
+
+def _failed_constraint(record: dict, rules: constraints.Constraints, encoder) -> str:
+    """The constraint the final text of ``record`` fails (``pos``, ``similarity``), or ``""``."""
+    if rules.pos and not validity.keeps_pos(record, pos.tagger()):
+        return "pos"
+    if rules.similarity is not None:
+        changed = [w for w, _, _ in record["substitutions"]]
+        sim = constraints.string_similarity(encoder, rules, record["original_text"], record["perturbed_text"], changed)
+        if sim < rules.similarity - constraints.RECHECK_SLACK:
+            return "similarity"
+    return ""
 
 
 def _check_constraints(ae: AttackExample, o: Outcome | None, budget: float) -> None:

@@ -1,0 +1,288 @@
+"""Each attack recipe's constraints on its substitutions: part of speech and sentence similarity.
+
+A substitution counts only if a reader would say the text still means the same. Besides the candidate
+set itself (synonyms, stop words never changed, the word budget, one change per word), the published
+recipes constrain every substitution:
+
+* **part of speech** (``pos``): the substitute keeps the replaced word's coarse (universal) tag in
+  context (:mod:`.pos`). It is a mask: :func:`~jaxrobust.attacks.layout.prepare_examples` drops
+  the failing candidates while the candidates are laid out, so the search never sees them.
+* **sentence similarity** (``similarity``): the perturbed text stays close to the original under the
+  sentence encoder (:mod:`.sentence_encoder`). It depends on every change made so far, so
+  :class:`SimilarityFilter` checks each trial text on device before the trial is queried: a trial
+  that fails is never sent to the model. With a ``window``, the compared texts are the
+  ``window`` words around each changed word (TextAttack's ``text_window_around_index``), and every
+  changed word's window must pass; without one, the whole texts. For a pair task the compared
+  text is the attacked one (the hypothesis).
+
+Recipe defaults (:data:`RECIPES`), as the papers and TextAttack's recipes apply them:
+
+==========  ======================================================================================
+gradient    A2T (Yoo & Qi 2021): part of speech, cosine >= 0.9 of the whole text
+textfooler  TextFooler (Jin et al. 2020): part of speech, angular similarity >= 0.840845 of the
+            15-word window around each change (1 - arccos(cos)/pi, about cosine 0.878)
+pwws        none: its WordNet candidates and stop words only, as published
+genetic     none here: its word-embedding distance is the candidate set; its language-model filter
+            waits for the decoder models
+ascc        none: the candidate set the training objectives use
+==========  ======================================================================================
+
+The string-level check (:mod:`.verify`) re-checks both on every final text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Sequence
+
+import jax
+import numpy as np
+
+from jaxrobust.attacks.engine import length_batches
+from jaxrobust.attacks.layout import ORIGINAL, AttackExample, Layout, build_tokens, context_prefix, make_layout, segment_lengths
+from jaxrobust.attacks.sentence_encoder import SentenceEncoder, _embed
+from jaxrobust.data.encoding import encode
+from jaxrobust.data.tasks import Example
+from jaxrobust.errors import JaxRobustError
+
+NAMES = ("pos", "similarity")
+METRICS = ("cosine", "angular")
+# Device batches of other shapes differ in the last float32 bits: the string-level re-check allows
+# this much below the threshold, so that a trial accepted on device is never rejected for noise.
+RECHECK_SLACK = 1e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class Constraints:
+    """The constraints one attack applies (all off by default)."""
+
+    pos: bool = False
+    similarity: float | None = None  # threshold on ``metric``; None: no similarity constraint
+    window: int | None = None  # words compared around each changed word; None: the whole text
+    metric: str = "cosine"
+
+    def __post_init__(self):
+        if self.similarity is not None and not 0 <= self.similarity <= 1:
+            raise JaxRobustError(f"similarity threshold must be in [0, 1], got {self.similarity}")
+        if self.window is not None and self.window < 1:
+            raise JaxRobustError(f"--window must be at least 1 word, got {self.window}")
+        if self.metric not in METRICS:
+            raise JaxRobustError(f"unknown similarity metric {self.metric!r}; choose one of {', '.join(METRICS)}")
+
+    @property
+    def tag(self) -> str:
+        """Short form for report names: ``none``, ``pos``, ``pos-sim0.9``, ``pos-asim0.840845-w15``."""
+        parts = ["pos"] if self.pos else []
+        if self.similarity is not None:
+            metric = "a" if self.metric == "angular" else ""
+            parts.append(f"{metric}sim{self.similarity:g}" + (f"-w{self.window}" if self.window else ""))
+        return "-".join(parts) or "none"
+
+    def score(self, cos: np.ndarray) -> np.ndarray:
+        """The recipe's similarity of texts whose embeddings have cosine ``cos``."""
+        cos = np.clip(cos, -1.0, 1.0)
+        return cos if self.metric == "cosine" else 1.0 - np.arccos(cos) / math.pi
+
+
+RECIPES = {
+    "gradient": Constraints(pos=True, similarity=0.9),
+    "textfooler": Constraints(pos=True, similarity=0.840845, window=15, metric="angular"),
+    "pwws": Constraints(),
+    "genetic": Constraints(),
+    "ascc": Constraints(),
+}
+A2T_SIMILARITY = RECIPES["gradient"]  # what ``similarity`` means for a recipe that has none of its own
+
+
+def parse(spec: str, attack: str, threshold: float | None = None, window: int | None = None) -> Constraints:
+    """The constraints of ``attack`` that ``spec`` names: ``default`` (the recipe's), ``none``, or a
+    comma list of :data:`NAMES`; ``threshold`` / ``window`` replace the similarity's own."""
+    recipe = RECIPES[attack]
+    if spec == "default":
+        chosen = recipe
+    elif spec == "none":
+        chosen = Constraints()
+    else:
+        names = [n.strip() for n in spec.split(",")]
+        unknown = [n for n in names if n not in NAMES]
+        if unknown or not names:
+            raise JaxRobustError(f"unknown constraint {', '.join(unknown) or spec!r}; choose default, none, or a comma list of {', '.join(NAMES)}")
+        sim = recipe if recipe.similarity is not None else A2T_SIMILARITY
+        chosen = Constraints(pos="pos" in names)
+        if "similarity" in names:
+            chosen = dataclasses.replace(chosen, similarity=sim.similarity, window=sim.window, metric=sim.metric)
+    if (threshold is not None or window is not None) and chosen.similarity is None:
+        raise JaxRobustError(f"--similarity-threshold and --window need the similarity constraint, which {spec!r} leaves out for {attack}")
+    if threshold is not None:
+        chosen = dataclasses.replace(chosen, similarity=threshold)
+    if window is not None:
+        chosen = dataclasses.replace(chosen, window=window)
+    return chosen
+
+
+# ---------------------------------------------------------------------------------------------
+# Windows
+
+
+def window_bounds(text_words: Sequence[str], window: int | None) -> np.ndarray:
+    """``[n_words, 2]`` first and one-past-last word index of the window around each word of a text
+    (``text_words``: its words, punctuation included). The window counts alphanumeric words only, as
+    TextAttack's words do: ``window`` of them centred on the word, shifted to fit inside the text;
+    punctuation between them is part of it. Without a window: the whole text."""
+    n = len(text_words)
+    if window is None:
+        return np.tile([0, n], (n, 1))
+    alnum = [i for i, w in enumerate(text_words) if any(ch.isalnum() for ch in w)]
+    rank = np.searchsorted(alnum, np.arange(n))  # alphanumeric rank of each word (or the next one's)
+    bounds = np.zeros((n, 2), np.int64)
+    half = (window - 1) / 2
+    for i in range(n):
+        r = min(int(rank[i]), len(alnum) - 1)
+        if r - half < 0:
+            lo, hi = 0, min(window - 1, len(alnum) - 1)
+        elif r + half >= len(alnum):
+            lo, hi = max(0, len(alnum) - window), len(alnum) - 1
+        else:
+            lo, hi = r - math.ceil(half), r + math.floor(half)
+        bounds[i] = alnum[lo], alnum[hi] + 1
+    return bounds
+
+
+def window_text(text: str, spans: Sequence[tuple[int, int]], lo: int, hi: int) -> str:
+    """The characters of ``text`` from word ``lo`` to word ``hi - 1`` (``spans``: its word spans)."""
+    return text[spans[lo][0] : spans[hi - 1][1]]
+
+
+# ---------------------------------------------------------------------------------------------
+# The similarity check inside the search
+
+
+def _twin(tokenizer, ae: AttackExample, max_length: int) -> AttackExample:
+    """``ae`` in ``tokenizer``'s tokens: the attacked text alone, the same slots and candidates."""
+    (enc,) = encode(tokenizer, [Example(ae.text, ae.example.label)], max_length)
+    prefixes = [context_prefix(ae.text, ae.encoded.words[w][0]) for w in ae.slot_words]
+    wanted = list(dict.fromkeys(p + c for p, options in zip(prefixes, ae.candidates) for c in options))
+    ids = dict(zip(wanted, tokenizer(wanted, add_special_tokens=False)["input_ids"])) if wanted else {}
+    candidate_ids = [[ids[p + c] for c in options] for p, options in zip(prefixes, ae.candidates)]
+    return AttackExample(ae.index, Example(ae.text, ae.example.label), enc, list(ae.slot_words), ae.candidates, candidate_ids, ae.n_words)
+
+
+def _tokens_of(lay: Layout, choice, lo, hi, seg_word, *, length: int, max_length: int, pad_id: int, unk_id: int):
+    """Encoder tokens ``[R, length]`` of rows ``lay`` with ``choice [R, W]``, words outside
+    ``[lo, hi)`` (``[R]`` each) left out, the special tokens kept."""
+
+    def one(row, c, a, b, sw):
+        keep = (sw < 0) | ((sw >= a) & (sw < b))
+        return build_tokens(row, c, length, max_length, pad_id, unk_id, keep=keep)
+
+    return jax.vmap(one)(lay, choice, lo, hi, seg_word)
+
+
+_tokens_jit = jax.jit(_tokens_of, static_argnames=("length", "max_length", "pad_id", "unk_id"))
+
+
+class SimilarityFilter:
+    """Which trial texts of a group pass the similarity constraint ``rules`` (see module docstring).
+
+    The group's slots and candidates are laid out a second time in the encoder's tokens, so one
+    ``choice [R, W]`` gives both the victim's tokens and the encoder's. Embeddings of the original
+    texts' windows are computed once per (member, window) and kept.
+    """
+
+    def __init__(self, encoder: SentenceEncoder, members: Sequence[AttackExample], rules: Constraints, shape: tuple[int, int], chunk: int = 64):
+        self.encoder, self.rules, self.chunk = encoder, rules, chunk
+        tok = encoder.tokenizer
+        twins = [_twin(tok, ae, encoder.max_length) for ae in members]
+        pieces = max([1] + [len(ids) for t in twins for options in t.candidate_ids for ids in options]
+                     + [int(np.bincount(t.encoded.token_words[t.encoded.token_words >= 0]).max(initial=1)) for t in twins])
+        W, K = shape
+        self.layout = make_layout(tok, twins, max_pieces=pieces, num_slots=W, num_candidates=K)
+        N = len(twins)
+        self.seg_word = self.layout.seg_word
+        self.bounds = np.zeros((N, W, 2), np.int64)  # window of each slot's word
+        for n, t in enumerate(twins):
+            words = [t.text[s:e] for s, e in t.encoded.words]
+            b = window_bounds(words, rules.window)
+            self.bounds[n, : len(t.slot_words)] = b[t.slot_words]
+        columns = W if rules.window else 1  # without a window every slot compares the whole texts
+        self._reference = np.zeros((N, columns, encoder.dim), np.float32)
+        self._have = np.zeros((N, columns), bool)
+        self.passes = np.zeros(N, np.int64)  # encoder passes per member (perturbed texts only)
+
+    def _embed(self, member: np.ndarray, choice: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """``[R, H]`` embeddings of ``choice`` rows restricted to words ``[lo, hi)``."""
+        lay = self.layout.rows(member)
+        keep = (self.seg_word[member] < 0) | ((self.seg_word[member] >= lo[:, None]) & (self.seg_word[member] < hi[:, None]))
+        lengths = (segment_lengths(lay, choice) * keep).sum(1)
+        out = np.zeros((len(member), self.encoder.dim), np.float32)
+        tok = self.encoder.tokenizer
+        for rows, padded, length in length_batches(np.minimum(lengths, self.encoder.max_length), self.chunk):
+            t = _tokens_jit(self.layout.rows(member[padded]), choice[padded], lo[padded], hi[padded], self.seg_word[member[padded]],
+                            length=length, max_length=self.encoder.max_length, pad_id=tok.pad_token_id, unk_id=tok.unk_token_id)
+            e = _embed(self.encoder.model, t["input_ids"], t["attention_mask"], t["token_type_ids"])
+            out[rows] = np.asarray(e)[: len(rows)]
+        return out
+
+    def _window(self, member: np.ndarray, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Column of the reference cache, and word bounds, of each (member, changed slot)."""
+        col = slot if self.rules.window else np.zeros_like(slot)
+        lo = np.where(self.rules.window, self.bounds[member, slot, 0], 0)
+        hi = np.where(self.rules.window, self.bounds[member, slot, 1], np.iinfo(np.int32).max)
+        return col, lo, hi
+
+    def scores(self, member: np.ndarray, choice: np.ndarray) -> np.ndarray:
+        """``[R]`` lowest similarity (``rules.metric``) over the compared windows of each text
+        ``member [R]``, ``choice [R, W]``; 1.0 for an unchanged text."""
+        member = np.asarray(member, np.int64)
+        if self.rules.window:
+            r, slot = np.nonzero(choice >= 0)  # every changed word's window
+        else:
+            r = np.flatnonzero((choice >= 0).any(1))
+            slot = np.zeros(len(r), np.int64)
+        out = np.ones(len(member))
+        if not len(r):
+            return out
+        m = member[r]
+        col, lo, hi = self._window(m, slot)
+        self._fill_reference(m, col, lo, hi)
+        got = self._embed(m, choice[r], lo, hi)
+        np.minimum.at(out, r, self.rules.score((got * self._reference[m, col]).sum(-1)))
+        np.add.at(self.passes, m, 1)
+        return out
+
+    def allowed(self, member: np.ndarray, choice: np.ndarray) -> np.ndarray:
+        """``[R]``: whether each text passes the threshold (unchanged texts pass)."""
+        return self.scores(member, choice) >= self.rules.similarity
+
+    def _fill_reference(self, member: np.ndarray, col: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+        need = ~self._have[member, col]
+        if not need.any():
+            return
+        pairs = np.unique(np.stack([member[need], col[need]], 1), axis=0, return_index=True)[1]
+        idx = np.flatnonzero(need)[pairs]
+        W = self.layout.slot_seg.shape[1]
+        clean = np.full((len(idx), W), ORIGINAL, np.int32)
+        self._reference[member[idx], col[idx]] = self._embed(member[idx], clean, lo[idx], hi[idx])
+        self._have[member[idx], col[idx]] = True
+
+
+# ---------------------------------------------------------------------------------------------
+# The string-level re-check
+
+
+def string_similarity(encoder: SentenceEncoder, rules: Constraints, original: str, perturbed: str, changed: Sequence[int]) -> float:
+    """The lowest similarity (``rules.metric``) over the windows of the ``changed`` words (word
+    indices, shared by both texts), or of the whole texts without a window; 1.0 if nothing changed."""
+    from jaxrobust.data.encoding import word_spans
+
+    if not changed:
+        return 1.0
+    a_spans, b_spans = word_spans(original), word_spans(perturbed)
+    if rules.window is None:
+        pairs = [(original, perturbed)]
+    else:
+        bounds = window_bounds([perturbed[s:e] for s, e in b_spans], rules.window)
+        pairs = [(window_text(original, a_spans, *bounds[w]), window_text(perturbed, b_spans, *bounds[w])) for w in changed]
+    sims = encoder.similarity([a for a, _ in pairs], [b for _, b in pairs])
+    return float(rules.score(sims).min())
