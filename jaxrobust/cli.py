@@ -127,7 +127,7 @@ def _attack(args) -> int:
     settings = fit_to_split(settings, len(target.test))  # the report is named after the n attacked
     out = Path(args.out) if args.out else report_dir(args.workdir or ".", settings)
     summary = run_attack(target, settings, table, out)
-    _print_table(summary, ("attack", "n", "clean_accuracy", "accuracy_under_attack", "attack_success_rate",
+    _print_table(summary, ("attack", "synonyms", "constraints_tag", "n", "clean_accuracy", "accuracy_under_attack", "attack_success_rate",
                            "perturbed_word_pct", "mean_queries", "seconds", "examples_per_second"))
     print(validity_line(summary["validity"]))
     correct, rate = summary["n"] - summary["skipped_misclassified"], summary["success_rate_confident"]
@@ -142,7 +142,9 @@ def _attack(args) -> int:
 def _sweep(args) -> int:
     from pathlib import Path
 
+    from jaxrobust.attacks import constraints
     from jaxrobust.attacks.run import CANDIDATE_DEFAULTS, load_target
+    from jaxrobust.attacks.sentence_encoder import DEFAULT_ENCODER, SentenceEncoder
     from jaxrobust.attacks.sweep import check_sweepable, parse_budgets, sweep, write_sweep
     from jaxrobust.attacks.synonyms import load_synonyms
     from jaxrobust.outputs import SWEEP_FILES, check_output_dir, claim_output_dir
@@ -152,14 +154,16 @@ def _sweep(args) -> int:
         raise JaxRobustError(f"--n must be at least 1, got {args.n}")
     k, min_cos = CANDIDATE_DEFAULTS["gradient"]
     k = k if args.k is None else args.k  # load_synonyms refuses k < 1
+    rules = constraints.parse(args.constraints, "gradient", args.similarity_threshold)
     targets = [load_target(w) for w in args.workdir]
     check_sweepable(targets)  # before the synonym table, which may take minutes to build
     if args.out:
         check_output_dir(args.out, SWEEP_FILES)  # before the sweep: never replaces a user's files
     table = load_synonyms(args.synonyms, k=k, min_cos=min_cos if args.min_cos is None else args.min_cos)
-    result = sweep(targets, budgets, table.candidates, n=args.n, seed=args.seed, k=k)
-    # Named after the examples attacked (at most the test split), like the attack reports.
-    out = Path(args.out) if args.out else Path(args.workdir[0]) / "sweeps" / f"gradient-n{result['n']}-s{args.seed}"
+    encoder = SentenceEncoder(args.encoder or DEFAULT_ENCODER) if rules.similarity is not None else None
+    result = sweep(targets, budgets, table.candidates, n=args.n, seed=args.seed, k=k, rules=rules, encoder=encoder)
+    # Named after the constraints and the examples attacked (at most the test split), like the attack reports.
+    out = Path(args.out) if args.out else Path(args.workdir[0]) / "sweeps" / f"gradient-{rules.tag}-n{result['n']}-s{args.seed}"
     claim_output_dir(out, SWEEP_FILES)
     write_sweep(result, out)
     print((out / "sweep.md").read_text())
@@ -271,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_sweep.add_argument("--seed", type=int, default=0)
     p_sweep.add_argument("--k", type=int, default=None)
     p_sweep.add_argument("--min-cos", type=float, default=None)
+    p_sweep.add_argument("--constraints", default="default", help="default (A2T's), none, or a comma list of pos, similarity")
+    p_sweep.add_argument("--similarity-threshold", type=float, default=None, help="whole-text cosine in [0, 1] (default 0.9)")
+    p_sweep.add_argument("--encoder", default=None, help="sentence encoder of the similarity (default bundle:minilm-l6)")
     p_sweep.add_argument("--out", help="output directory (default FIRST_WORKDIR/sweeps/NAME)")
     p_sweep.set_defaults(fn=_sweep)
     return parser

@@ -166,7 +166,7 @@ def test_sweep_writes_table_and_plot(trained_tiny_run, other_tiny_run, neighbour
         target = load_target(str(run))
         indices = sample_indices(len(target.test), table["n"], 0)
         for b, budget in enumerate(budgets):
-            settings = AttackSettings(attack="gradient", synonyms=neighbours, n=table["n"], budget=budget, constraints="pos")  # a sweep's
+            settings = AttackSettings(attack="gradient", synonyms=neighbours, n=table["n"], budget=budget)
             records, _ = attack_examples(target.victim, target.params, target.tokenizer, [target.test[i] for i in indices],
                                          indices, candidates, settings, progress=False)
             robust = np.mean([x["reason"] != "misclassified" and not x["success"] for x in records])

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from jaxrobust.attacks import engine
+from jaxrobust.attacks.constraints import Constraints, SimilarityFilter
 from jaxrobust.attacks.layout import DELETE, ORIGINAL, build_tokens, make_layout, prepare_examples
 from jaxrobust.attacks.run import AttackSettings, attack_examples, fit_to_split, load_target, report_dir
+from jaxrobust.attacks.sentence_encoder import SentenceEncoder
 from jaxrobust.attacks.sweep import parse_budgets, stack_params, sweep
 from jaxrobust.attacks.victim import split_model
 from jaxrobust.data.tasks import Example
@@ -136,20 +138,41 @@ def test_batched_equals_one_at_a_time_and_compiles_once_per_bucket(target):
         assert x.queries == z.queries and x.gradients == z.gradients == 1
 
 
-def test_sweep_over_budgets_and_runs_equals_separate_attacks(target, other_target):
+def _median_swap_similarity(target, test, encoder) -> float:
+    """The median whole-text similarity, under ``encoder``, of the single substitutions of ``test``:
+    a threshold that half of the trials fail."""
+    items = [ae for ae in prepare_examples(target.tokenizer, test, candidates_of, target.victim.max_length, 3) if ae.slot_words]
+    group = engine.make_group(target.tokenizer, items, 0.5, target.victim.max_length, 3)
+    check = SimilarityFilter(encoder, group.members, Constraints(similarity=0.5), group.layout.cand_len.shape[1:])
+    N, W, K = group.layout.cand_len.shape
+    member, slot, cand = np.nonzero(group.layout.cand_valid & group.layout.slot_valid[..., None])
+    choice = np.full((len(member), W), ORIGINAL, np.int32)
+    choice[np.arange(len(member)), slot] = cand
+    return float(np.median(check.scores(member, choice)))
+
+
+def test_sweep_over_budgets_and_runs_equals_separate_attacks(target, other_target, tiny_model_dir):
     """Two runs that are attacked differently: each row of the sweep must be that run's own attack
-    (a sweep that gave every run the first run's parameters would fail here: the weaker run first)."""
+    (a sweep that gave every run the first run's parameters would fail here: the weaker run first).
+    Both apply A2T's constraints, the similarity (under the tiny encoder) at a threshold that half of
+    the single substitutions fail: the sweep's in-program check rejects what the attack's does."""
     test, _ = _test_examples(target)
     budgets = [0.2, 0.5]
     targets = [other_target, target]
-    result = sweep(targets, budgets, candidates_of, n=len(test), k=3, verify_top=2, max_iters=10)
+    directory = str(tiny_model_dir("bert", num_labels=2)[0])
+    encoder = SentenceEncoder(directory)
+    threshold = _median_swap_similarity(target, test, encoder)
+    rules = Constraints(pos=True, similarity=threshold)
+    result = sweep(targets, budgets, candidates_of, n=len(test), k=3, verify_top=2, max_iters=10, rules=rules, encoder=encoder)
+    free = sweep(targets, budgets, candidates_of, n=len(test), k=3, verify_top=2, max_iters=10, rules=Constraints(pos=True))
     acc = np.array(result["accuracy_under_attack"])
-    assert result["runs"] == [t.source for t in targets]
+    assert result["runs"] == [t.source for t in targets] and result["constraints"] == rules.tag
+    assert (acc >= np.array(free["accuracy_under_attack"])).all() and (acc > np.array(free["accuracy_under_attack"])).any()
     separate = np.zeros_like(acc)
     for r, t in enumerate(targets):
         for b, budget in enumerate(budgets):
             settings = AttackSettings(attack="gradient", synonyms="unused", n=len(test), budget=budget, k=3, verify=2, max_iters=10,
-                                      constraints="pos")  # what a sweep applies
+                                      encoder=directory, similarity=threshold)
             records, _ = attack_examples(t.victim, t.params, t.tokenizer, test, np.arange(len(test)), candidates_of, settings, progress=False)
             separate[r, b] = np.mean([r_["reason"] != "misclassified" and not r_["success"] for r_ in records])
             assert result["clean_accuracy"][r] == pytest.approx(np.mean([r_["reason"] != "misclassified" for r_ in records]))

@@ -33,6 +33,7 @@ The string-level check (:mod:`.verify`) re-checks both on every final text.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Sequence
 
@@ -40,8 +41,9 @@ import jax
 import numpy as np
 
 from jaxrobust.attacks.engine import length_batches
-from jaxrobust.attacks.layout import ORIGINAL, AttackExample, Layout, build_tokens, context_prefix, make_layout, segment_lengths
-from jaxrobust.attacks.sentence_encoder import SentenceEncoder, _embed
+from jaxrobust.attacks.layout import ORIGINAL, AttackExample, Layout, build_tokens, context_prefix, make_layout, padded_length, segment_lengths
+from jaxrobust.attacks.sentence_encoder import SentenceEncoder, embed_tokens
+from jaxrobust.attacks.victim import Victim
 from jaxrobust.data.encoding import encode
 from jaxrobust.data.tasks import Example
 from jaxrobust.errors import JaxRobustError
@@ -168,18 +170,16 @@ def _twin(tokenizer, ae: AttackExample, max_length: int) -> AttackExample:
     return AttackExample(ae.index, Example(ae.text, ae.example.label), enc, list(ae.slot_words), ae.candidates, candidate_ids, ae.n_words)
 
 
-def _tokens_of(lay: Layout, choice, lo, hi, seg_word, *, length: int, max_length: int, pad_id: int, unk_id: int):
-    """Encoder tokens ``[R, length]`` of rows ``lay`` with ``choice [R, W]``, words outside
-    ``[lo, hi)`` (``[R]`` each) left out, the special tokens kept."""
+@functools.partial(jax.jit, static_argnames=("encoder", "length"))
+def _window_embeddings(encoder: Victim, params, lay: Layout, choice, lo, hi, *, length: int) -> jax.Array:
+    """``[R, H]`` sentence embeddings of rows ``lay`` with ``choice [R, W]``, the words outside
+    ``[lo, hi)`` (``[R]`` each) left out and the special tokens kept; ``length`` tokens per row."""
 
-    def one(row, c, a, b, sw):
-        keep = (sw < 0) | ((sw >= a) & (sw < b))
-        return build_tokens(row, c, length, max_length, pad_id, unk_id, keep=keep)
+    def tokens(row, c, a, b):
+        keep = (row.seg_word < 0) | ((row.seg_word >= a) & (row.seg_word < b))
+        return build_tokens(row, c, length, encoder.max_length, encoder.pad_id, encoder.unk_id, keep=keep)
 
-    return jax.vmap(one)(lay, choice, lo, hi, seg_word)
-
-
-_tokens_jit = jax.jit(_tokens_of, static_argnames=("length", "max_length", "pad_id", "unk_id"))
+    return embed_tokens(encoder, params, jax.vmap(tokens)(lay, choice, lo, hi))
 
 
 class SimilarityFilter:
@@ -193,13 +193,12 @@ class SimilarityFilter:
     def __init__(self, encoder: SentenceEncoder, members: Sequence[AttackExample], rules: Constraints, shape: tuple[int, int], chunk: int = 64):
         self.encoder, self.rules, self.chunk = encoder, rules, chunk
         tok = encoder.tokenizer
-        twins = [_twin(tok, ae, encoder.max_length) for ae in members]
+        self.twins = twins = [_twin(tok, ae, encoder.max_length) for ae in members]
         pieces = max([1] + [len(ids) for t in twins for options in t.candidate_ids for ids in options]
                      + [int(np.bincount(t.encoded.token_words[t.encoded.token_words >= 0]).max(initial=1)) for t in twins])
         W, K = shape
         self.layout = make_layout(tok, twins, max_pieces=pieces, num_slots=W, num_candidates=K)
         N = len(twins)
-        self.seg_word = self.layout.seg_word
         self.bounds = np.zeros((N, W, 2), np.int64)  # window of each slot's word
         for n, t in enumerate(twins):
             words = [t.text[s:e] for s, e in t.encoded.words]
@@ -213,14 +212,12 @@ class SimilarityFilter:
     def _embed(self, member: np.ndarray, choice: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """``[R, H]`` embeddings of ``choice`` rows restricted to words ``[lo, hi)``."""
         lay = self.layout.rows(member)
-        keep = (self.seg_word[member] < 0) | ((self.seg_word[member] >= lo[:, None]) & (self.seg_word[member] < hi[:, None]))
-        lengths = (segment_lengths(lay, choice) * keep).sum(1)
+        keep = (lay.seg_word < 0) | ((lay.seg_word >= lo[:, None]) & (lay.seg_word < hi[:, None]))
+        lengths = np.minimum((segment_lengths(lay, choice) * keep).sum(1), self.encoder.max_length)
         out = np.zeros((len(member), self.encoder.dim), np.float32)
-        tok = self.encoder.tokenizer
-        for rows, padded, length in length_batches(np.minimum(lengths, self.encoder.max_length), self.chunk):
-            t = _tokens_jit(self.layout.rows(member[padded]), choice[padded], lo[padded], hi[padded], self.seg_word[member[padded]],
-                            length=length, max_length=self.encoder.max_length, pad_id=tok.pad_token_id, unk_id=tok.unk_token_id)
-            e = _embed(self.encoder.model, t["input_ids"], t["attention_mask"], t["token_type_ids"])
+        for rows, padded, length in length_batches(lengths, self.chunk):
+            e = _window_embeddings(self.encoder.static, self.encoder.params, self.layout.rows(member[padded]),
+                                   choice[padded], lo[padded], hi[padded], length=length)
             out[rows] = np.asarray(e)[: len(rows)]
         return out
 
@@ -254,6 +251,19 @@ class SimilarityFilter:
     def allowed(self, member: np.ndarray, choice: np.ndarray) -> np.ndarray:
         """``[R]``: whether each text passes the threshold (unchanged texts pass)."""
         return self.scores(member, choice) >= self.rules.similarity
+
+    def references(self, member: np.ndarray) -> np.ndarray:
+        """``[R, H]`` embeddings of the original (whole) texts of ``member`` (no window)."""
+        if self.rules.window:
+            raise ValueError("references() are the whole texts': this filter compares windows")
+        member = np.asarray(member, np.int64)
+        col, lo, hi = self._window(member, np.zeros(len(member), np.int64))
+        self._fill_reference(member, col, lo, hi)
+        return self._reference[member, 0]
+
+    def padded_lengths(self, budget: float) -> np.ndarray:
+        """``[N]`` encoder tokens each member may reach within ``budget``, rounded up to 8."""
+        return np.array([-(-padded_length(t, budget, self.encoder.max_length) // 8) * 8 for t in self.twins], np.int64)
 
     def _fill_reference(self, member: np.ndarray, col: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
         need = ~self._have[member, col]

@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrobust.attacks.layout import ORIGINAL, Layout, max_changes
+from jaxrobust.attacks.sentence_encoder import embed_tokens
 from jaxrobust.attacks.victim import Victim, build_batch, loss_grad, probs, word_embeddings
 
 
@@ -113,8 +114,15 @@ def active_rows(lay: Layout, ranking: tuple, state: dict, budget) -> tuple[jax.A
     return active, open_ & active[:, None]
 
 
-def attack_step(victim: Victim, params, lay: Layout, budget, ranking: tuple, state: dict, *, length: int, verify: int) -> dict:
-    """One iteration for every row: verify the next ``verify`` open pairs, keep the best trial."""
+def attack_step(victim: Victim, params, lay: Layout, budget, ranking: tuple, state: dict, *, length: int, verify: int,
+                similarity: dict | None = None, encoder: Victim | None = None, encoder_length: int = 0) -> dict:
+    """One iteration for every row: verify the next ``verify`` open pairs, keep the best trial.
+
+    With ``similarity`` (A2T's constraint: ``params`` of the sentence ``encoder``, its ``layout`` of
+    the same rows, the clean texts' unit embeddings ``reference [B, H]`` and the cosine
+    ``threshold``), a trial whose whole text falls below the threshold is verified but cannot be
+    kept, as :func:`~jaxrobust.attacks.engine.run_gradient_group` never queries it.
+    """
     B, W, K = lay.cand_len.shape
     _, _, pairs = ranking
     m = min(verify, pairs.shape[1])
@@ -124,9 +132,15 @@ def attack_step(victim: Victim, params, lay: Layout, budget, ranking: tuple, sta
     pair = jnp.take_along_axis(pairs, pos, axis=1)
     slot, cand = pair // K, pair % K
     trial = jnp.where(jnp.arange(W) == slot[..., None], cand[..., None], state["choice"][:, None, :])  # [B, m, W]
-    trial_p = probs(victim, params, build_batch(victim, lay.rows(jnp.repeat(rows, m)), trial.reshape(B * m, W), length))
+    flat = trial.reshape(B * m, W)
+    trial_p = probs(victim, params, build_batch(victim, lay.rows(jnp.repeat(rows, m)), flat, length))
     trial_p = trial_p.reshape(B, m, -1)
-    key = jnp.where(real, selection_key(trial_p, jnp.broadcast_to(lay.labels[:, None], (B, m))), jnp.inf)
+    kept = real
+    if similarity is not None:
+        tokens = build_batch(encoder, similarity["layout"].rows(jnp.repeat(rows, m)), flat, encoder_length)
+        emb = embed_tokens(encoder, similarity["params"], tokens).reshape(B, m, -1)
+        kept = real & ((emb * similarity["reference"][:, None]).sum(-1) >= similarity["threshold"])
+    key = jnp.where(kept, selection_key(trial_p, jnp.broadcast_to(lay.labels[:, None], (B, m))), jnp.inf)
     best = key.argmin(-1)
     accept = active & (key[rows, best] < state["true_p"])  # it flips, or lowers the true class
     best_p = trial_p[rows, best]
@@ -136,13 +150,15 @@ def attack_step(victim: Victim, params, lay: Layout, budget, ranking: tuple, sta
         done=state["done"] | (accept & (best_p.argmax(-1) != lay.labels)),
         tried=state["tried"] | (jax.nn.one_hot(pos, pairs.shape[1], dtype=bool) & real[..., None]).any(1),
         changed=state["changed"] + accept,
-        queries=state["queries"] + real.sum(-1),
+        queries=state["queries"] + kept.sum(-1),
     )
 
 
-@functools.partial(jax.jit, static_argnames=("victim", "length", "verify", "max_iters"))
-def gradient_attack(victim: Victim, params, lay: Layout, budget: jax.Array, *, length: int, verify: int, max_iters: int) -> dict:
-    """The whole attack of every row of ``lay`` as one program (a ``lax.while_loop``).
+@functools.partial(jax.jit, static_argnames=("victim", "length", "verify", "max_iters", "encoder", "encoder_length"))
+def gradient_attack(victim: Victim, params, lay: Layout, budget: jax.Array, *, length: int, verify: int, max_iters: int,
+                    similarity: dict | None = None, encoder: Victim | None = None, encoder_length: int = 0) -> dict:
+    """The whole attack of every row of ``lay`` as one program (a ``lax.while_loop``); with
+    ``similarity``, A2T's sentence-similarity constraint (:func:`attack_step`).
 
     Returns the final state (``choice [B, W]``, ``queries [B]`` verification passes, ``changed
     [B]``, ``done [B]``) plus ``orig_probs [B, C]``, ``skipped [B]`` and ``iters``.
@@ -150,7 +166,8 @@ def gradient_attack(victim: Victim, params, lay: Layout, budget: jax.Array, *, l
     W = lay.cand_len.shape[1]
     ranking = rank_pairs(victim, params, lay, length, ranking_depth(lay.cand_len.shape, verify, max_iters))
     p0 = ranking[0]
-    step = functools.partial(attack_step, victim, params, lay, budget, ranking, length=length, verify=verify)
+    step = functools.partial(attack_step, victim, params, lay, budget, ranking, length=length, verify=verify,
+                             similarity=similarity, encoder=encoder, encoder_length=encoder_length)
 
     def cond(carry):
         it, state = carry

@@ -206,6 +206,9 @@ def write_results(out_dir: Path, records: list[dict], seconds: float, settings: 
     settings_fields = {k: v for k, v in dataclasses.asdict(settings).items() if k != "n"}  # n: the examples attacked
     settings_fields["rules"] = dataclasses.asdict(settings.rules)  # the constraints as applied
     settings_fields["synonyms_version"] = synonyms.version_tag()
+    settings_fields["constraints_tag"] = settings.rules.tag
+    # Flips whose final text failed a constraint on the string-level re-check (not successes).
+    extra["constraint_failed_n"] = sum(bool(r.get("constraint_failed")) for r in records)
     extra["validity"] = validity(records, _encoder(settings.encoder))
     summary = report.summarize(records, seconds, **settings_fields, **extra)
     claim_output_dir(out_dir, REPORT_FILES)

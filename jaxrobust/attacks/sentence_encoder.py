@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxrobust.attacks.victim import Victim, split_model
 from jaxrobust.errors import JaxRobustError
 
 MAX_SEQ_LENGTH = 256  # all-MiniLM-L6-v2's sentence_bert_config.json
@@ -41,14 +42,23 @@ def unit_rows(x: jax.Array) -> jax.Array:
     return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-@nnx.jit
-def _embed(model, input_ids: jax.Array, attention_mask: jax.Array, token_type_ids: jax.Array) -> jax.Array:
-    hidden = model(input_ids, attention_mask, token_type_ids).last_hidden_state
-    return unit_rows(mean_pool(hidden, attention_mask))
+def embed_tokens(encoder: Victim, params, tokens: dict) -> jax.Array:
+    """``[B, H]`` unit sentence embeddings of token arrays ``[B, L]`` (``encoder``: the model's static
+    half, ``params`` its weights: :func:`~jaxrobust.attacks.victim.split_model`)."""
+    model = nnx.merge(encoder.graphdef, params)
+    hidden = model(tokens["input_ids"], tokens["attention_mask"], tokens["token_type_ids"]).last_hidden_state
+    return unit_rows(mean_pool(hidden, tokens["attention_mask"]))
+
+
+_embed = jax.jit(embed_tokens, static_argnames="encoder")
 
 
 class SentenceEncoder:
-    """A sentence encoder loaded from ``ref`` (a local Hugging Face folder, ``bundle:ID`` or hub id)."""
+    """A sentence encoder loaded from ``ref`` (a local Hugging Face folder, ``bundle:ID`` or hub id).
+
+    ``static`` and ``params`` are the model split as attacks take a model (:mod:`.victim`), so a
+    jitted search can embed the texts it builds (:mod:`.constraints`, :mod:`.gradient`).
+    """
 
     def __init__(self, ref: str = DEFAULT_ENCODER, *, max_length: int = MAX_SEQ_LENGTH, batch_size: int = 64):
         from jaxrobust.models import load_classifier
@@ -56,9 +66,11 @@ class SentenceEncoder:
         if batch_size < 1 or max_length < 2:
             raise JaxRobustError(f"sentence encoder needs batch_size >= 1 and max_length >= 2, got {batch_size} and {max_length}")
         loaded = load_classifier(ref)  # only the encoder is used: a missing classification head is irrelevant
-        self.ref, self.model, self.tokenizer = ref, loaded.model, loaded.tokenizer
+        self.ref, self.tokenizer = ref, loaded.tokenizer
         self.max_length, self.batch_size = max_length, batch_size
         self.dim = loaded.config.hidden_size
+        tok = loaded.tokenizer
+        self.static, self.params = split_model(loaded.model, tok.pad_token_id, tok.unk_token_id, max_length)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """``[len(texts), H]`` float32 unit rows."""
@@ -69,7 +81,8 @@ class SentenceEncoder:
             pad = ((0, 0), (0, -enc["input_ids"].shape[1] % 8))  # up to a multiple of 8: few compiled shapes
             ids = jnp.asarray(np.pad(enc["input_ids"], pad, constant_values=self.tokenizer.pad_token_id))
             mask = jnp.asarray(np.pad(enc["attention_mask"], pad))
-            out.append(np.asarray(_embed(self.model, ids, mask, jnp.zeros_like(ids))))
+            tokens = dict(input_ids=ids, attention_mask=mask, token_type_ids=jnp.zeros_like(ids))
+            out.append(np.asarray(_embed(self.static, self.params, tokens)))
         return np.concatenate(out)
 
     def similarity(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:

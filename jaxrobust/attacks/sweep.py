@@ -6,9 +6,9 @@ one architecture, e.g. the seeds of an experiment) turns the whole sweep into on
 length. Every final text is then checked on its re-tokenised string (:mod:`verify`), per run and
 budget, exactly as the ``attack`` command does.
 
-Constraints: the part-of-speech mask of A2T (:mod:`.constraints`) is in the candidates. A2T's
-sentence-similarity check is not inside the vmapped program yet, so a sweep applies the part of
-speech only and says so in ``sweep.json`` and ``sweep.md``; ``attack --attack gradient`` applies both.
+Constraints: A2T's, as ``attack --attack gradient`` applies them (:mod:`.constraints`): the
+part-of-speech mask is in the candidates, and the whole-text similarity is computed inside the
+program, the sentence encoder reading the same choices from its own layout of the examples.
 """
 
 from __future__ import annotations
@@ -28,9 +28,6 @@ from jaxrobust.attacks.layout import prepare_examples
 from jaxrobust.attacks.run import Target, sample_indices
 from jaxrobust.errors import JaxRobustError
 from jaxrobust.io import write_json_atomic, write_text_atomic
-
-
-SWEEP_CONSTRAINTS = constraints.Constraints(pos=True)
 
 
 def parse_budgets(text: str) -> list[float]:
@@ -62,10 +59,11 @@ def stack_params(targets: Sequence[Target]):
     return jax.tree.map(lambda *xs: jnp.stack(xs), *[t.params for t in targets])
 
 
-@functools.partial(jax.jit, static_argnames=("victim", "length", "verify", "max_iters"))
-def _sweep_program(victim, stacked, lay, budgets, *, length, verify, max_iters):
+@functools.partial(jax.jit, static_argnames=("victim", "length", "verify", "max_iters", "encoder", "encoder_length"))
+def _sweep_program(victim, stacked, lay, budgets, similarity, *, length, verify, max_iters, encoder, encoder_length):
     """``choice [R, Bu, N, W]`` for runs R (stacked params) x budgets Bu, all in one program."""
-    attack = functools.partial(gradient.gradient_attack, victim, length=length, verify=verify, max_iters=max_iters)
+    attack = functools.partial(gradient.gradient_attack, victim, length=length, verify=verify, max_iters=max_iters,
+                               similarity=similarity, encoder=encoder, encoder_length=encoder_length)
     per_budget = jax.vmap(lambda params, b: attack(params, lay, b)["choice"], in_axes=(None, 0))
     return jax.vmap(per_budget, in_axes=(0, None))(stacked, budgets)
 
@@ -81,11 +79,14 @@ def sweep(
     verify_top: int = 6,
     max_iters: int = 20,
     batch_size: int = 32,
-    rules: constraints.Constraints = SWEEP_CONSTRAINTS,
+    rules: constraints.Constraints = constraints.RECIPES["gradient"],
+    encoder=None,
 ) -> dict:
-    """Accuracy under attack ``[runs][budgets]`` on one seeded test sample; see :func:`write_sweep`."""
-    if rules.similarity is not None:
-        raise JaxRobustError("sweep applies the part-of-speech constraint only; the similarity constraint needs `attack`")
+    """Accuracy under attack ``[runs][budgets]`` on one seeded test sample; see :func:`write_sweep`.
+    ``encoder`` (a :class:`~jaxrobust.attacks.sentence_encoder.SentenceEncoder`) computes the
+    similarity constraint of ``rules``: whole texts and cosine only, as A2T's."""
+    if rules.similarity is not None and (rules.window is not None or rules.metric != "cosine" or encoder is None):
+        raise JaxRobustError("sweep applies A2T's similarity constraint only: whole texts, cosine, with a sentence encoder")
     if not budgets or any(not 0 < b <= 1 for b in budgets):
         raise JaxRobustError(f"budgets must be in (0, 1], got {list(budgets)}")
     first = targets[0]
@@ -101,12 +102,23 @@ def sweep(
     start = time.perf_counter()
     budget_arr = jnp.asarray(budgets, jnp.float32)
     group = engine.make_group(first.tokenizer, attackable, max(budgets), first.victim.max_length, k) if attackable else None
+    check = None
+    if group is not None and rules.similarity is not None:
+        check = constraints.SimilarityFilter(encoder, group.members, rules, group.layout.cand_len.shape[1:])
+        reference = check.references(np.arange(len(group.members)))
+        encoder_lengths = check.padded_lengths(max(budgets))
     for lo in range(0, len(attackable), batch_size):
         rows = np.arange(lo, min(lo + batch_size, len(attackable)))
         interrupt.check()  # Ctrl-C stops between device batches
+        similarity, encoder_length = None, 0
+        if check is not None:
+            similarity = dict(params=encoder.params, layout=check.layout.rows(rows), reference=reference[rows],
+                              threshold=np.float32(rules.similarity))
+            encoder_length = int(encoder_lengths[rows].max())
         out = np.asarray(_sweep_program(
-            first.victim, stacked, group.layout.rows(rows), budget_arr,
+            first.victim, stacked, group.layout.rows(rows), budget_arr, similarity,
             length=group.length_of(rows), verify=verify_top, max_iters=max_iters,
+            encoder=encoder.static if check is not None else None, encoder_length=encoder_length,
         ))
         for r in range(len(targets)):
             for b in range(len(budgets)):
@@ -124,7 +136,7 @@ def sweep(
                 engine.Outcome(picked[ae.index], p, 0) if ae.index in picked else None
                 for ae, p in zip(items, clean_probs)
             ]
-            records = verify.check(target.victim, target.params, target.tokenizer, items, outcomes, budget, rules=rules)
+            records = verify.check(target.victim, target.params, target.tokenizer, items, outcomes, budget, rules=rules, encoder=encoder)
             correct = [not (r_["skipped"] and r_["reason"] == "misclassified") for r_ in records]
             accuracy[r, b] = np.mean([c and not r_["success"] for c, r_ in zip(correct, records)])
             clean[r] = np.mean(correct)
