@@ -157,6 +157,7 @@ def test_vectors_text_cosine_order_and_filters(private_cache, monkeypatch):
     }
     path = private_cache / "vectors.txt"
     path.write_text("".join(f"{w} {' '.join(f'{x:.6f}' for x in v)}\n" for w, v in rows.items()))
+    monkeypatch.setattr(syn.tempfile, "gettempdir", lambda: "/no-such-temp")  # as a user's own file: cached
     table = syn.load_synonyms(f"counterfitted:{path}", k=10, min_cos=0.6)
     check_invariants(table)
     assert table.params["format"] == "vectors"
@@ -187,6 +188,14 @@ def test_vectors_text_cosine_order_and_filters(private_cache, monkeypatch):
     monkeypatch.setattr(syn, "TABLE_VERSION", syn.TABLE_VERSION + 1)
     assert syn.load_synonyms(f"counterfitted:{path}", k=10, min_cos=0.6).params["version"] == syn.TABLE_VERSION
     assert len(list(cached.glob("table-counterfitted-*.npz"))) == 4
+
+
+def test_tables_of_temporary_files_are_not_cached(private_cache):
+    """A file in the temporary folder will be gone: its table is built, used, and not kept."""
+    path = private_cache / "neighbours.json"  # pytest's tmp_path is under the temporary folder
+    path.write_text(json.dumps({"good": ["fine", "decent"]}))
+    assert syn.load_synonyms(f"counterfitted:{path}", k=8).candidates("good") == ["fine", "decent"]
+    assert not list((private_cache / "cache").rglob("table-*.npz"))
 
 
 # ----------------------------------------------------------------------------------------------

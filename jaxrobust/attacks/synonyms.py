@@ -66,6 +66,7 @@ import json
 import math
 import numbers
 import re
+import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -607,10 +608,19 @@ def load_synonyms(spec: str = "wordnet-cf", *, k: int = 50, min_cos: float = 0.5
     if form == "vectors":
         params["pool"] = pool_ids.shape[1]
     table = CandidateTable(spec, list(words), ids, sims, params)
-    counterfit.save_npz_atomic(
-        path, words=np.array(table.words), ids=table.ids, sims=table.sims, params=np.array(json.dumps(params))
-    )
+    if not _in_temp_dir(spec):  # a temporary file will be gone: its table would only fill the cache
+        counterfit.save_npz_atomic(
+            path, words=np.array(table.words), ids=table.ids, sims=table.sims, params=np.array(json.dumps(params))
+        )
     return _usable(table)
+
+
+def _in_temp_dir(spec: str) -> bool:
+    """Whether ``spec`` is a file source (``counterfitted:PATH``) in the system's temporary folder."""
+    kind, _, arg = spec.partition(":")
+    if kind != "counterfitted" or not arg:
+        return False
+    return Path(arg).resolve().is_relative_to(Path(tempfile.gettempdir()).resolve())
 
 
 def _usable(table: CandidateTable) -> CandidateTable:
