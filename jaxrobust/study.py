@@ -99,7 +99,7 @@ def find_run(config, workdir: Path, method: str, seed: int) -> Path | None:
 
 def run_study(config, workdir: str | os.PathLike) -> dict:
     """Train and attack every missing cell (``config.train``), then write and return the table."""
-    from jaxrobust.train import is_stale, train_and_evaluate
+    from jaxrobust.train import holds_config, is_stale, train_and_evaluate
 
     workdir = Path(workdir).absolute()
     check_study_config(config)
@@ -115,7 +115,10 @@ def run_study(config, workdir: str | os.PathLike) -> dict:
             if run is None and config.train:
                 run, wanted = workdir / "runs" / f"{method}-s{seed}", run_config(config, method, seed)
                 print(f"study: training {method} seed {seed} into {run}")
-                train_and_evaluate(wanted, run, overwrite=is_stale(run, wanted))  # its own run, on an old split
+                # Its own run folder, replaced when it holds another config (the experiment or its defaults
+                # changed) or an old split; a run of this config that was interrupted is resumed.
+                replace = (run / "config.json").is_file() and (is_stale(run, wanted) or not holds_config(run, wanted))
+                train_and_evaluate(wanted, run, overwrite=replace)
             if run is None:
                 continue
             record_cell(config, method, seed, run)  # the test accuracy, before the first attack

@@ -146,6 +146,21 @@ def test_a_changed_split_trains_the_cell_again(tiny_study, tiny_config, tmp_path
     assert json.loads((run / "results.json").read_text())["split_digest"] == new
 
 
+def test_a_changed_config_trains_the_cell_again(tiny_study, tmp_path):
+    """When the experiment's config changes (here its learning rate; a new default does the same), the
+    study's own run folder of the old config is trained again in place, not refused."""
+    tiny_study.seeds, tiny_study.attacks = (0,), ("gradient",)
+    workdir = tmp_path / "study"
+    run_study(tiny_study, workdir)
+    run = workdir / "runs" / "ft-s0"
+    experiment = tmp_path / "tiny_ft.py"
+    experiment.write_text(experiment.read_text().replace("1e-2", "5e-3"))
+    assert find_run(tiny_study, workdir, "ft", 0) is None
+    table = run_study(tiny_study, workdir)
+    assert table["missing"] == [] and json.loads((run / "config.json").read_text())["lr"] == 5e-3
+    assert find_run(tiny_study, workdir, "ft", 0) == run
+
+
 def _fake_cell(test_accuracy: float, **attacks) -> dict:
     """A cell as ``collect`` builds it: ``attack=(n, clean_correct, robust)`` per finished attack."""
     out = {}
