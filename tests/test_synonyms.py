@@ -258,6 +258,7 @@ def test_glove_cf_real():
     assert np.array_equal(narrowed.ids, a2t.ids)
     text = syn.describe(a2t)
     assert "glove-cf" in text and "50,000 words" in text and "K = 20" in text
+    assert "related words, NOT synonyms" in text.splitlines()[0]  # said where a user looks
     assert re.search(r"movie: .*film 0\.9\d", text)
 
 

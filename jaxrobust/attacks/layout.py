@@ -235,8 +235,7 @@ def padded_length(ae: AttackExample, budget: float, max_length: int) -> int:
 def segment_lengths(lay: Layout, choice: np.ndarray) -> np.ndarray:
     """``[R, S]`` token count of each segment of the rows of NumPy ``lay`` with ``choice [R, W]``
     applied (before truncation)."""
-    R, S = lay.seg_len.shape
-    seg = np.minimum(lay.slot_seg, S - 1)
+    seg = np.minimum(lay.slot_seg, lay.seg_len.shape[1] - 1)
     orig = np.take_along_axis(lay.seg_len, seg, axis=1)  # [R, W]
     cand = np.take_along_axis(lay.cand_len, np.clip(choice, 0, None)[..., None], axis=2)[..., 0]
     new = np.where(choice >= 0, cand, np.where(choice == DELETE, 0, np.where(choice == UNK, 1, orig)))

@@ -95,6 +95,12 @@ STOP_WORD_LIST: tuple[str, ...] = tuple(
 STOP_WORDS: frozenset[str] = frozenset(STOP_WORD_LIST)
 
 SOURCES = ("glove-cf", "wordnet-cf", "counterfitted:PATH", "wordnet", "embedding:MODEL")
+# What each built-in source offers, in a reader's words (``synonyms describe`` prints it).
+ABOUT = {
+    "wordnet-cf": "attack-grade synonyms, the default: WordNet synonyms of the commonest senses, ranked by the counter-fitted cosine",
+    "glove-cf": "related words, NOT synonyms: counter-fitted GloVe neighbours (at k 8, 9 % are WordNet synonyms)",
+    "wordnet": "every WordNet synonym, all senses (PWWS's source)",
+}
 # Bump when a filter or a source changes: cached tables under another version are rebuilt.
 TABLE_VERSION = 1
 _WORD = re.compile(r"[a-z]{2,}")  # single letters (b, x) are not words worth substituting
@@ -646,7 +652,8 @@ def describe(
     p = table.params
     cos = "n/a (no scores)" if p.get("min_cos") is None else f"{p['min_cos']:g}"
     lines = [
-        f"source: {table.source} ({p.get('format', '?')})",
+        f"source: {table.source} ({p.get('format', '?')})"
+        + (f": {ABOUT[table.source]}" if table.source in ABOUT else ""),
         f"vocabulary: {len(table.words):,} words; K = {table.k} (k = {p.get('k')}, min_cos = {cos})",
         f"filters: {', '.join(p.get('filters', []))}",
         f"coverage: {table.coverage():.1%} of words have a candidate; "
