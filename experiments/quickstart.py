@@ -8,10 +8,12 @@ Settings: FT fine-tunes on a 1,200-sentence subset for 2 epochs; RIFT (with 1 AS
 class-balanced steps of 32 on the same subset, so that the whole quickstart stays under 10 minutes.
 So few RIFT steps show the pipeline, not RIFT's robustness: the comparison that measures it is
 experiments/robustness_minilm.py.
-Runtime / result (2026-12-01, `make experiment` from a clean clone, venv installed): 289 s wall;
-FT test 80.0 %, clean 81.0 %, 25.0 % under the gradient attack; RIFT test 71.0 %, clean 75.0 %, 20.0 %.
-(Before repeated texts were dropped from the split, the same day's run printed 79.0 / 26.0 and
-67.0 / 11.0 for clean / attacked.)
+Runtime / result (2026-12-01, `make experiment` on the 2-core Intel Xeon machine, venv and assets
+installed): 369 s wall; FT test 80.0 %, clean 81.0 %, 71.0 % under the gradient attack with A2T's
+constraints (wordnet-cf candidates, part of speech, similarity >= 0.9); RIFT test 68.5 %, clean
+72.0 %, 64.0 %; on the 61 sentences both classify correctly, 88.5 % vs 91.8 %. (With glove-cf
+candidates and no constraint, the same day's run printed 25.0 % and 20.0 % under attack: most of
+those successes changed the meaning.)
 """
 
 from jaxrobust.errors import JaxRobustError
