@@ -32,7 +32,7 @@ from jaxrobust.attacks.victim import Victim, build_batch, probs
 
 LENGTH_STEP = 8  # padded lengths are multiples of 8 tokens
 SLOT_STEP = 8
-ROW_STEP = 4  # a partial device batch is padded to a multiple of 4 rows
+ROW_STEP = 4  # the smallest device batch: a partial batch is padded to a power of two >= 4 rows
 
 
 def _round_up(n, step: int):
@@ -73,8 +73,11 @@ _rank = jax.jit(gradient.rank_pairs, static_argnames=("victim", "length", "depth
 
 def length_batches(lengths: np.ndarray, chunk: int):
     """Device batches of requests whose token lengths are ``lengths [R]``: ``(rows, padded, length)``
-    per batch, ``rows`` the requests it answers, ``padded`` those rows repeated up to a multiple of
-    :data:`ROW_STEP`, ``length`` the rows' common length rounded up to :data:`LENGTH_STEP`.
+    per batch, ``rows`` the requests it answers, ``padded`` those rows repeated up to the batch size,
+    ``length`` the rows' common length rounded up to :data:`LENGTH_STEP`. Batch sizes are ``chunk``
+    or a power of two of at least :data:`ROW_STEP` below it: a handful of compiled shapes per length
+    (the compile time of a first command is most of its time), and a short batch is padded at most
+    to twice its rows.
 
     A batch holds rows of one length step only, so every text is always evaluated at the same padded
     length, whatever else is asked with it: results do not depend on the batching.
@@ -85,9 +88,7 @@ def length_batches(lengths: np.ndarray, chunk: int):
     for same in np.split(order, bounds):
         for start in range(0, len(same), chunk):
             rows = same[start : start + chunk]
-            # Batch sizes are multiples of ROW_STEP up to the chunk: a few compilations per length,
-            # and a short last batch is not padded to a full chunk.
-            size = min(chunk, _round_up(len(rows), ROW_STEP))
+            size = min(chunk, max(ROW_STEP, 1 << (len(rows) - 1).bit_length()))
             interrupt.check()  # Ctrl-C stops between device batches
             yield rows, np.concatenate([rows, np.repeat(rows[:1], size - len(rows))]), int(lengths[rows[0]])
 
