@@ -292,7 +292,7 @@ def string_similarity(encoder: SentenceEncoder, rules: Constraints, original: st
     if rules.window is None:
         pairs = [(original, perturbed)]
     else:
-        bounds = window_bounds([perturbed[s:e] for s, e in b_spans], rules.window)
+        bounds = window_bounds([original[s:e] for s, e in a_spans], rules.window)  # as the search: the original's words
         pairs = [(window_text(original, a_spans, *bounds[w]), window_text(perturbed, b_spans, *bounds[w])) for w in changed]
     sims = encoder.similarity([a for a, _ in pairs], [b for _, b in pairs])
     return float(rules.score(sims).min())
