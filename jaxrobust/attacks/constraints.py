@@ -40,8 +40,8 @@ from typing import Sequence
 import jax
 import numpy as np
 
-from jaxrobust.attacks.engine import length_batches
-from jaxrobust.attacks.layout import ORIGINAL, AttackExample, Layout, build_tokens, context_prefix, make_layout, padded_length, segment_lengths
+from jaxrobust.attacks.engine import LENGTH_STEP, length_batches, round_up
+from jaxrobust.attacks.layout import ORIGINAL, AttackExample, Layout, build_tokens, context_prefix, make_layout, padded_length, segment_lengths, tokenize_words
 from jaxrobust.attacks.sentence_encoder import SentenceEncoder, embed_tokens
 from jaxrobust.attacks.victim import Victim
 from jaxrobust.data.encoding import encode
@@ -164,8 +164,7 @@ def _twin(tokenizer, ae: AttackExample, max_length: int) -> AttackExample:
     """``ae`` in ``tokenizer``'s tokens: the attacked text alone, the same slots and candidates."""
     (enc,) = encode(tokenizer, [Example(ae.text, ae.example.label)], max_length)
     prefixes = [context_prefix(ae.text, ae.encoded.words[w][0]) for w in ae.slot_words]
-    wanted = list(dict.fromkeys(p + c for p, options in zip(prefixes, ae.candidates) for c in options))
-    ids = dict(zip(wanted, tokenizer(wanted, add_special_tokens=False)["input_ids"])) if wanted else {}
+    ids = tokenize_words(tokenizer, list(dict.fromkeys(p + c for p, options in zip(prefixes, ae.candidates) for c in options)))
     candidate_ids = [[ids[p + c] for c in options] for p, options in zip(prefixes, ae.candidates)]
     return AttackExample(ae.index, Example(ae.text, ae.example.label), enc, list(ae.slot_words), ae.candidates, candidate_ids, ae.n_words)
 
@@ -223,10 +222,10 @@ class SimilarityFilter:
 
     def _window(self, member: np.ndarray, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Column of the reference cache, and word bounds, of each (member, changed slot)."""
-        col = slot if self.rules.window else np.zeros_like(slot)
-        lo = np.where(self.rules.window, self.bounds[member, slot, 0], 0)
-        hi = np.where(self.rules.window, self.bounds[member, slot, 1], np.iinfo(np.int32).max)
-        return col, lo, hi
+        if self.rules.window:
+            return slot, self.bounds[member, slot, 0], self.bounds[member, slot, 1]
+        whole = np.full(len(member), np.iinfo(np.int32).max)
+        return np.zeros_like(slot), np.zeros_like(whole), whole
 
     def scores(self, member: np.ndarray, choice: np.ndarray) -> np.ndarray:
         """``[R]`` lowest similarity (``rules.metric``) over the compared windows of each text
@@ -262,8 +261,8 @@ class SimilarityFilter:
         return self._reference[member, 0]
 
     def padded_lengths(self, budget: float) -> np.ndarray:
-        """``[N]`` encoder tokens each member may reach within ``budget``, rounded up to 8."""
-        return np.array([-(-padded_length(t, budget, self.encoder.max_length) // 8) * 8 for t in self.twins], np.int64)
+        """``[N]`` encoder tokens each member may reach within ``budget``, rounded up to the length step."""
+        return np.array([round_up(padded_length(t, budget, self.encoder.max_length), LENGTH_STEP) for t in self.twins], np.int64)
 
     def _fill_reference(self, member: np.ndarray, col: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
         need = ~self._have[member, col]

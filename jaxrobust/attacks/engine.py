@@ -35,7 +35,8 @@ SLOT_STEP = 8
 ROW_STEP = 4  # the smallest device batch: a partial batch is padded to a power of two >= 4 rows
 
 
-def _round_up(n, step: int):
+def round_up(n, step: int):
+    """``n`` (a number or array) rounded up to a multiple of ``step``."""
     return -(-n // step) * step
 
 
@@ -54,11 +55,11 @@ class Group:
 
 def make_group(tokenizer, items: Sequence[AttackExample], budget: float, max_length: int, num_candidates: int) -> Group:
     """Lay out attackable ``items`` (room for the budget's growth included), shortest first."""
-    cap = _round_up(max_length, LENGTH_STEP)
-    lengths = [min(_round_up(padded_length(ae, budget, max_length), LENGTH_STEP), cap) for ae in items]
+    cap = round_up(max_length, LENGTH_STEP)
+    lengths = [min(round_up(padded_length(ae, budget, max_length), LENGTH_STEP), cap) for ae in items]
     order = np.argsort(lengths, kind="stable")
     members = [items[i] for i in order]
-    slots = _round_up(max(len(ae.slot_words) for ae in members), SLOT_STEP)
+    slots = round_up(max(len(ae.slot_words) for ae in members), SLOT_STEP)
     lay = make_layout(tokenizer, members, num_slots=slots, num_candidates=num_candidates)
     return Group(members, lay, np.asarray(lengths, np.int64)[order])
 
@@ -82,7 +83,7 @@ def length_batches(lengths: np.ndarray, chunk: int):
     A batch holds rows of one length step only, so every text is always evaluated at the same padded
     length, whatever else is asked with it: results do not depend on the batching.
     """
-    lengths = _round_up(np.asarray(lengths), LENGTH_STEP)
+    lengths = round_up(np.asarray(lengths), LENGTH_STEP)
     order = np.argsort(lengths, kind="stable")
     bounds = np.flatnonzero(np.diff(lengths[order])) + 1
     for same in np.split(order, bounds):

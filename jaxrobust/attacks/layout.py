@@ -187,7 +187,7 @@ def prepare_examples(
                 slots.append((w, prefix, options))
                 wanted.update((prefix + c, None) for c in options)
         found.append(slots)
-    pieces = _tokenize_words(tokenizer, list(wanted))
+    pieces = tokenize_words(tokenizer, list(wanted))
     prepared = []
     for i, (ex, enc, slots) in enumerate(zip(examples, encoded, found)):
         text = ex.text_b if ex.text_b is not None else ex.text
@@ -214,7 +214,8 @@ def _truncated(enc: Encoded, w: int) -> bool:
     return w == last_seen and last_seen < len(enc.words) - 1
 
 
-def _tokenize_words(tokenizer, words: list[str]) -> dict[str, list[int]]:
+def tokenize_words(tokenizer, words: list[str]) -> dict[str, list[int]]:
+    """``{word: its tokens}`` for ``words`` (each with its context prefix), special tokens left out."""
     if not words:
         return {}
     ids = tokenizer(words, add_special_tokens=False)["input_ids"]
