@@ -12,7 +12,7 @@ import pytest
 from jaxrobust.attacks import engine
 from jaxrobust.attacks.constraints import Constraints, SimilarityFilter
 from jaxrobust.attacks.layout import DELETE, ORIGINAL, build_tokens, make_layout, prepare_examples
-from jaxrobust.attacks.run import AttackSettings, attack_examples, fit_to_split, load_target, report_dir
+from jaxrobust.attacks.run import AttackSettings, attack_examples, fit_to_split, load_target, load_validity_models, report_dir
 from jaxrobust.attacks.sentence_encoder import SentenceEncoder
 from jaxrobust.attacks.sweep import parse_budgets, stack_params, sweep
 from jaxrobust.attacks.victim import split_model
@@ -116,26 +116,62 @@ def test_gradient_attack_flips_on_the_retokenised_string(target):
     assert set(by_index) == set(int(i) for i in indices)
 
 
-def test_batched_equals_one_at_a_time_and_compiles_once_per_bucket(target):
+def test_batched_equals_one_at_a_time(target):
     test, _ = _test_examples(target)
     items = [ae for ae in prepare_examples(target.tokenizer, test, candidates_of, 16, 3) if ae.slot_words]
     group = engine.make_group(target.tokenizer, items, 0.5, 16, 3)
     run = lambda batch_size: engine.run_gradient_group(target.victim, target.params, group, 0.5, batch_size=batch_size, verify=2, max_iters=10)
-    compiled = lambda: engine._probs_of._cache_size() + engine._rank._cache_size()
-    before = compiled()
-    batched = run(8)
-    # One program per token-length step (16 / LENGTH_STEP of them) for each of the two functions;
-    # batches of 8 rows only (the smallest batch size).
-    assert compiled() - before <= 2 * (16 // engine.LENGTH_STEP)
-    after = compiled()
-    again = run(8)
-    assert compiled() == after  # nothing new to compile on the second run
-    single = run(1)
+    batched, again, single = run(8), run(8), run(1)
     assert any(o.choice.max() >= 0 for o in batched)  # something was substituted
     for x, y, z in zip(batched, again, single):
         np.testing.assert_array_equal(x.choice, y.choice)
         np.testing.assert_array_equal(x.choice, z.choice)
         assert x.queries == z.queries and x.gradients == z.gradients == 1
+
+
+MODEL_PROGRAMS = {"probs", "loss_grad", "embed_tokens"}  # keyed by (rows, length) only
+LAYOUT_PROGRAMS = {"build_batch", "_window_tokens", "_ranking_of"}  # keyed by the layout's shape
+
+
+def _compiled(caplog, run) -> list[str]:
+    """Names of the functions XLA compiled while ``run()`` ran."""
+    import re
+
+    caplog.clear()
+    with caplog.at_level("WARNING"), jax.log_compiles():
+        run()
+    return [m.group(1) for r in caplog.records if (m := re.match(r"Finished XLA compilation of jit\((\w+)\)", r.getMessage()))]
+
+
+def test_an_attack_compiles_a_few_programs_whatever_its_texts(target, tiny_model_dir, caplog):
+    """Short and long texts, words with one candidate and words with six: the whole attack (search,
+    similarity constraint, string-level check) compiles each model program at most once per length
+    bucket and each layout program once, and nothing else -- no program per batch, iteration or
+    text. A second attack on other texts, of other layout shapes, compiles no model program."""
+    from jaxrobust.attacks import shapes
+
+    victim, params = split_model(target.classifier.model, target.tokenizer.pad_token_id, target.tokenizer.unk_token_id, 64)
+    dense = ["good", "great", "bad", "boring", "plot", "film", "films"]
+    offered = lambda w: [] if w.lower() in STOP else ([c for c in dense if c != w.lower()] if w.lower() in ("good", "bad") else candidates_of(w))
+    long = " and ".join(["the film was very good", "the plot was great", "it was good"] * 2)
+    texts = [("good", 1), ("bad films", 0), ("the plot was boring and the film was bad", 0), (long, 1), (long.replace("good", "bad"), 0)]
+    examples = [Example(t, label) for t, label in texts]
+    directory = str(tiny_model_dir("bert", num_labels=2)[0])
+    # Five rows per batch, a size no other test uses: every program this attack needs is compiled here.
+    settings = AttackSettings(attack="gradient", synonyms="unused", n=len(examples), budget=0.5, k=6, batch_size=5,
+                              encoder=directory, similarity=0.0)
+    attack = lambda ex: attack_examples(victim, params, target.tokenizer, ex, np.arange(len(ex)), offered, settings, progress=False)
+    load_validity_models(settings)  # loading the encoder compiles its initialisation: before the attack, as run_attack does
+    names = _compiled(caplog, lambda: attack(examples))
+    assert set(names) <= MODEL_PROGRAMS | LAYOUT_PROGRAMS, names
+    buckets = len(shapes.length_ladder(64))
+    for name in MODEL_PROGRAMS:
+        assert 2 <= names.count(name) <= buckets, (name, names)  # the texts span several buckets, each compiled once
+    for name in LAYOUT_PROGRAMS:
+        assert names.count(name) == 1, (name, names)
+    others = [Example(t.replace("film", "plot"), label) for t, label in texts[1:]]
+    again = _compiled(caplog, lambda: attack(others))
+    assert not set(again) & MODEL_PROGRAMS, again
 
 
 def _median_swap_similarity(target, test, encoder) -> float:

@@ -63,8 +63,8 @@ def _filter(directory, rules: Constraints, texts: list[str], offered: dict):
     examples = [Example(t, 0) for t in texts]
     items = prepare_examples(tok, examples, lambda w: offered.get(w.lower(), []), 64, 3)
     group = make_group(tok, items, 1.0, 64, 3)
-    encoder = SentenceEncoder(str(directory))
-    return group, SimilarityFilter(encoder, group.members, rules, group.layout.cand_len.shape[1:], chunk=4), encoder
+    encoder = SentenceEncoder(str(directory), batch_size=4)  # several device batches
+    return group, SimilarityFilter(encoder, group.members, rules, group.layout.cand_len.shape[1:]), encoder
 
 
 @pytest.mark.parametrize("window", [None, 3])

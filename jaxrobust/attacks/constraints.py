@@ -40,9 +40,9 @@ from typing import Sequence
 import jax
 import numpy as np
 
-from jaxrobust.attacks.engine import LENGTH_STEP, length_batches, round_up
-from jaxrobust.attacks.layout import ORIGINAL, AttackExample, Layout, build_tokens, context_prefix, make_layout, padded_length, segment_lengths, tokenize_words
-from jaxrobust.attacks.sentence_encoder import SentenceEncoder, embed_tokens
+from jaxrobust.attacks import shapes
+from jaxrobust.attacks.layout import ORIGINAL, AttackExample, Layout, build_tokens, context_prefix, longest_length, make_layout, padded_length, segment_lengths, tokenize_words
+from jaxrobust.attacks.sentence_encoder import SentenceEncoder, embed_batch
 from jaxrobust.attacks.victim import Victim
 from jaxrobust.data.encoding import encode
 from jaxrobust.data.tasks import Example
@@ -170,15 +170,16 @@ def _twin(tokenizer, ae: AttackExample, max_length: int) -> AttackExample:
 
 
 @functools.partial(jax.jit, static_argnames=("encoder", "length"))
-def _window_embeddings(encoder: Victim, params, lay: Layout, choice, lo, hi, *, length: int) -> jax.Array:
-    """``[R, H]`` sentence embeddings of rows ``lay`` with ``choice [R, W]``, the words outside
-    ``[lo, hi)`` (``[R]`` each) left out and the special tokens kept; ``length`` tokens per row."""
+def _window_tokens(encoder: Victim, lay: Layout, choice, lo, hi, *, length: int) -> dict:
+    """Encoder token arrays ``[R, length]`` of rows ``lay`` with ``choice [R, W]``, the words
+    outside ``[lo, hi)`` (``[R]`` each) left out and the special tokens kept."""
 
     def tokens(row, c, a, b):
         keep = (row.seg_word < 0) | ((row.seg_word >= a) & (row.seg_word < b))
-        return build_tokens(row, c, length, encoder.max_length, encoder.pad_id, encoder.unk_id, keep=keep)
+        t = build_tokens(row, c, length, encoder.max_length, encoder.pad_id, encoder.unk_id, keep=keep)
+        return {k: t[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
 
-    return embed_tokens(encoder, params, jax.vmap(tokens)(lay, choice, lo, hi))
+    return jax.vmap(tokens)(lay, choice, lo, hi)
 
 
 class SimilarityFilter:
@@ -189,14 +190,16 @@ class SimilarityFilter:
     texts' windows are computed once per (member, window) and kept.
     """
 
-    def __init__(self, encoder: SentenceEncoder, members: Sequence[AttackExample], rules: Constraints, shape: tuple[int, int], chunk: int = 64):
-        self.encoder, self.rules, self.chunk = encoder, rules, chunk
+    def __init__(self, encoder: SentenceEncoder, members: Sequence[AttackExample], rules: Constraints, shape: tuple[int, int]):
+        self.encoder, self.rules, self.chunk = encoder, rules, encoder.batch_size  # the encoder's programs
         tok = encoder.tokenizer
         self.twins = twins = [_twin(tok, ae, encoder.max_length) for ae in members]
         pieces = max([1] + [len(ids) for t in twins for options in t.candidate_ids for ids in options]
                      + [int(np.bincount(t.encoded.token_words[t.encoded.token_words >= 0]).max(initial=1)) for t in twins])
         W, K = shape
         self.layout = make_layout(tok, twins, max_pieces=pieces, num_slots=W, num_candidates=K)
+        # Window tokens are built at the longest bucket any choice reaches (one program), then cut.
+        self._longest = int(shapes.bucket(longest_length(self.layout, encoder.max_length), encoder.max_length))
         N = len(twins)
         self.bounds = np.zeros((N, W, 2), np.int64)  # window of each slot's word
         for n, t in enumerate(twins):
@@ -214,10 +217,9 @@ class SimilarityFilter:
         keep = (lay.seg_word < 0) | ((lay.seg_word >= lo[:, None]) & (lay.seg_word < hi[:, None]))
         lengths = np.minimum((segment_lengths(lay, choice) * keep).sum(1), self.encoder.max_length)
         out = np.zeros((len(member), self.encoder.dim), np.float32)
-        for rows, padded, length in length_batches(lengths, self.chunk):
-            e = _window_embeddings(self.encoder.static, self.encoder.params, self.layout.rows(member[padded]),
-                                   choice[padded], lo[padded], hi[padded], length=length)
-            out[rows] = np.asarray(e)[: len(rows)]
+        for rows, padded, length in shapes.length_batches(lengths, self.chunk, self.encoder.max_length):
+            tokens = _window_tokens(self.encoder.static, self.layout.rows(member[padded]), choice[padded], lo[padded], hi[padded], length=self._longest)
+            out[rows] = np.asarray(embed_batch(self.encoder.static, self.encoder.params, shapes.fit(tokens, length)))[: len(rows)]
         return out
 
     def _window(self, member: np.ndarray, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -261,8 +263,8 @@ class SimilarityFilter:
         return self._reference[member, 0]
 
     def padded_lengths(self, budget: float) -> np.ndarray:
-        """``[N]`` encoder tokens each member may reach within ``budget``, rounded up to the length step."""
-        return np.array([round_up(padded_length(t, budget, self.encoder.max_length), LENGTH_STEP) for t in self.twins], np.int64)
+        """``[N]`` encoder tokens each member may reach within ``budget``, as a length bucket."""
+        return shapes.bucket([padded_length(t, budget, self.encoder.max_length) for t in self.twins], self.encoder.max_length).astype(np.int64)
 
     def _fill_reference(self, member: np.ndarray, col: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
         need = ~self._have[member, col]

@@ -2,15 +2,17 @@
 
 All attackable examples share one :class:`Group`: one layout with common slot (W), candidate (K)
 and segment axes. Every model evaluation goes through :class:`Scorer`, which computes the exact
-token length of each requested text (its substitutions applied) before building it, rounds it up
-to a multiple of 8 and evaluates texts of equal rounded length together: short texts and deletions
-are not padded to the longest text, a text's padding never depends on what is asked with it, and
-the compiled programs are one per (batch size, length step).
+token length of each requested text (its substitutions applied) before building it and evaluates
+texts of one length bucket together (:mod:`.shapes`): short texts and deletions are not padded to
+the longest text, and a text's padding never depends on what is asked with it. Building the tokens
+is a cheap program of the layout; the model runs in programs keyed by (rows, length) only, the
+same ones the string-level check and the next attack use.
 
 * Black-box attacks send every candidate text of a search step, for all examples at once, to the
   scorer.
 * The gradient attack (:func:`run_gradient_group`) ranks the pairs of all examples with one batched
-  gradient pass, then sends the trials of every unfinished example of an iteration at once.
+  gradient pass, then sends the trials of every unfinished example of an iteration at once; its
+  bookkeeping between device batches runs in NumPy.
 * :attr:`Group.lengths` (the length each example may reach within the budget) sizes the single
   program of :func:`gradient.gradient_attack` that the sweep runs.
 """
@@ -22,22 +24,13 @@ import functools
 from typing import Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from jaxrobust import interrupt
-from jaxrobust.attacks import gradient
-from jaxrobust.attacks.layout import ORIGINAL, AttackExample, Layout, make_layout, padded_length, token_lengths
-from jaxrobust.attacks.victim import Victim, build_batch, probs
+from jaxrobust.attacks import gradient, shapes
+from jaxrobust.attacks.layout import ORIGINAL, AttackExample, Layout, longest_length, make_layout, padded_length, token_lengths
+from jaxrobust.attacks.victim import Victim, build_batch, model_inputs, predict, predict_grad, word_embeddings
 
-LENGTH_STEP = 8  # padded lengths are multiples of 8 tokens
 SLOT_STEP = 8
-ROW_STEP = 4  # the smallest device batch: a partial batch is padded to a power of two >= 4 rows
-
-
-def round_up(n, step: int):
-    """``n`` (a number or array) rounded up to a multiple of ``step``."""
-    return -(-n // step) * step
 
 
 @dataclasses.dataclass
@@ -46,7 +39,7 @@ class Group:
 
     members: list[AttackExample]
     layout: Layout  # NumPy arrays, one row per member
-    lengths: np.ndarray  # [N] padded token length of each member (a multiple of LENGTH_STEP)
+    lengths: np.ndarray  # [N] padded token length of each member (a length bucket, shapes.bucket)
 
     def length_of(self, rows: np.ndarray) -> int:
         """Token length of a device batch holding the members ``rows``."""
@@ -55,43 +48,21 @@ class Group:
 
 def make_group(tokenizer, items: Sequence[AttackExample], budget: float, max_length: int, num_candidates: int) -> Group:
     """Lay out attackable ``items`` (room for the budget's growth included), shortest first."""
-    cap = round_up(max_length, LENGTH_STEP)
-    lengths = [min(round_up(padded_length(ae, budget, max_length), LENGTH_STEP), cap) for ae in items]
+    lengths = shapes.bucket([padded_length(ae, budget, max_length) for ae in items], max_length)
     order = np.argsort(lengths, kind="stable")
     members = [items[i] for i in order]
-    slots = round_up(max(len(ae.slot_words) for ae in members), SLOT_STEP)
+    slots = shapes.round_up(max(len(ae.slot_words) for ae in members), SLOT_STEP)
     lay = make_layout(tokenizer, members, num_slots=slots, num_candidates=num_candidates)
-    return Group(members, lay, np.asarray(lengths, np.int64)[order])
+    return Group(members, lay, lengths[order].astype(np.int64))
 
 
-@functools.partial(jax.jit, static_argnames=("victim", "length"))
-def _probs_of(victim: Victim, params, lay: Layout, choice: jax.Array, *, length: int) -> jax.Array:
-    return probs(victim, params, build_batch(victim, lay, choice, length))
+# The layout's programs: cheap to compile, one per (rows, length) and layout shape.
+_tokens_of = jax.jit(build_batch, static_argnames=("victim", "length"))
 
 
-_rank = jax.jit(gradient.rank_pairs, static_argnames=("victim", "length", "depth"))
-
-
-def length_batches(lengths: np.ndarray, chunk: int):
-    """Device batches of requests whose token lengths are ``lengths [R]``: ``(rows, padded, length)``
-    per batch, ``rows`` the requests it answers, ``padded`` those rows repeated up to the batch size,
-    ``length`` the rows' common length rounded up to :data:`LENGTH_STEP`. Batch sizes are ``chunk``
-    or a power of two of at least :data:`ROW_STEP` below it: a handful of compiled shapes per length
-    (the compile time of a first command is most of its time), and a short batch is padded at most
-    to twice its rows.
-
-    A batch holds rows of one length step only, so every text is always evaluated at the same padded
-    length, whatever else is asked with it: results do not depend on the batching.
-    """
-    lengths = round_up(np.asarray(lengths), LENGTH_STEP)
-    order = np.argsort(lengths, kind="stable")
-    bounds = np.flatnonzero(np.diff(lengths[order])) + 1
-    for same in np.split(order, bounds):
-        for start in range(0, len(same), chunk):
-            rows = same[start : start + chunk]
-            size = min(chunk, max(ROW_STEP, 1 << (len(rows) - 1).bit_length()))
-            interrupt.check()  # Ctrl-C stops between device batches
-            yield rows, np.concatenate([rows, np.repeat(rows[:1], size - len(rows))]), int(lengths[rows[0]])
+@functools.partial(jax.jit, static_argnames="depth")
+def _ranking_of(table: jax.Array, lay: Layout, slot_grad: jax.Array, *, depth: int):
+    return gradient.top_pairs(lay, gradient.gains_from_grad(table, lay, slot_grad), depth)
 
 
 class Scorer:
@@ -103,6 +74,7 @@ class Scorer:
     def __init__(self, victim: Victim, params, group: Group, chunk: int = 64, allowed=None):
         self.victim, self.params, self.group, self.chunk = victim, params, group, chunk
         self._allowed = allowed
+        self._longest = int(shapes.bucket(longest_length(group.layout, victim.max_length), victim.max_length))
         self.queries = np.zeros(len(group.members), np.int64)  # forward passes per member
         self.gradients = np.zeros(len(group.members), np.int64)  # forward + backward passes per member
 
@@ -113,18 +85,22 @@ class Scorer:
         return self._allowed(np.asarray(member, np.int64), choice)
 
     def batches(self, member: np.ndarray, choice: np.ndarray):
-        """``(rows, layout, choice, length)`` per device batch (:func:`length_batches`); ``rows``
+        """``(rows, layout, choice, length)`` per device batch (:func:`.shapes.length_batches`); ``rows``
         index the request."""
         lengths = token_lengths(self.group.layout.rows(member), choice, self.victim.max_length)
-        for rows, padded, length in length_batches(lengths, self.chunk):
+        for rows, padded, length in shapes.length_batches(lengths, self.chunk, self.victim.max_length):
             yield rows, self.group.layout.rows(member[padded]), choice[padded], length
+
+    def _tokens(self, lay: Layout, choice: np.ndarray, length: int) -> dict:
+        """Host token arrays ``[chunk, length]`` (built at the group's longest bucket: one program)."""
+        return shapes.fit(_tokens_of(self.victim, lay, choice, length=self._longest), length)
 
     def __call__(self, member: np.ndarray, choice: np.ndarray) -> np.ndarray:
         """``member [R]`` (rows of the group), ``choice [R, W]`` -> probabilities ``[R, C]``."""
         member = np.asarray(member, np.int64)
         out = np.zeros((len(member), 0), np.float32)  # no rows asked: nothing to score
         for rows, lay, ch, length in self.batches(member, choice):
-            p = np.asarray(_probs_of(self.victim, self.params, lay, jnp.asarray(ch), length=length))
+            p = np.asarray(predict(self.victim, self.params, model_inputs(self._tokens(lay, ch, length))))
             out = out if out.shape[1] else np.zeros((len(member), p.shape[1]), np.float32)
             out[rows] = p[: len(rows)]
         np.add.at(self.queries, member, 1)
@@ -135,7 +111,13 @@ class Scorer:
         probabilities ``[R, C]``, gains ``[R, depth]``, flat pair indices ``[R, depth]``."""
         member = np.asarray(member, np.int64)
         clean = np.full((len(member), self.group.layout.slot_seg.shape[1]), ORIGINAL, np.int32)
-        parts = [(rows, _rank(self.victim, self.params, lay, length=length, depth=depth)) for rows, lay, _, length in self.batches(member, clean)]
+        table = word_embeddings(self.victim, self.params)
+        parts = []
+        for rows, lay, ch, length in self.batches(member, clean):
+            tokens = self._tokens(lay, ch, length)
+            p, grad = predict_grad(self.victim, self.params, model_inputs(tokens), lay.labels)
+            slot_grad = gradient.slot_gradients(tokens["token_slot"], np.asarray(grad), lay.slot_seg.shape[1])
+            parts.append((rows, (p, *_ranking_of(table, lay, slot_grad, depth=depth))))
         out = [np.zeros((len(member),) + a.shape[1:], a.dtype) for a in parts[0][1]]
         for rows, arrays in parts:
             for o, a in zip(out, arrays):
@@ -190,16 +172,16 @@ def run_gradient_group(
     depth = gradient.ranking_depth(lay.cand_len.shape, verify, max_iters)
     ranking = scorer.rank(np.arange(N), depth)
     p0, _, pairs = ranking
-    state = jax.tree.map(np.array, gradient.initial_state(p0, labels, W, depth))
+    state = gradient.initial_state(p0, labels, W, depth)
     finished = np.zeros(N, bool)
     for _ in range(max_iters):
-        active, open_ = map(np.asarray, gradient.active_rows(lay, ranking, state, budget))
+        active, open_ = gradient.active_rows(lay, ranking, state, budget)
         on_done(int((~active & ~finished).sum()))
         finished |= ~active
         rows = np.flatnonzero(active)
         if not len(rows):
             break
-        pos, real = map(np.asarray, gradient.next_pairs(open_[rows], min(verify, depth)))
+        pos, real = gradient.next_pairs(open_[rows], min(verify, depth))
         pair = np.take_along_axis(pairs[rows], pos, axis=1)
         slot, cand = pair // K, pair % K
         state["tried"][rows[:, None], pos] |= real
@@ -218,7 +200,7 @@ def run_gradient_group(
             if not len(r):
                 continue
             p = scorer(rows[r], trial)
-            key = np.asarray(gradient.selection_key(p, labels[rows[r]]))
+            key = gradient.selection_key(p, labels[rows[r]])
             by_row = np.lexsort((j, key, r))  # per row: lowest key first, ties to the better rank
             first = by_row[np.r_[True, r[by_row][1:] != r[by_row][:-1]]]
             better = first[key[first] < best_key[r[first]]]

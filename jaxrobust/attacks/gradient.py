@@ -32,10 +32,18 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxrobust.attacks.layout import ORIGINAL, Layout, max_changes
 from jaxrobust.attacks.sentence_encoder import embed_tokens
-from jaxrobust.attacks.victim import Victim, build_batch, loss_grad, probs, word_embeddings
+from jaxrobust.attacks.victim import Victim, build_batch, loss_grad, model_inputs, probs, word_embeddings
+
+
+def _xp(*arrays):
+    """NumPy for host arrays, jax.numpy for device or traced ones: the search's bookkeeping below
+    runs on the host (:func:`~jaxrobust.attacks.engine.run_gradient_group`) without compiling a
+    program per shape, and inside :func:`gradient_attack` unchanged."""
+    return jnp if any(isinstance(a, jax.Array) for a in arrays) else np
 
 
 def _mean_embedding(table: jax.Array, tokens: jax.Array, lengths: jax.Array) -> jax.Array:
@@ -45,64 +53,80 @@ def _mean_embedding(table: jax.Array, tokens: jax.Array, lengths: jax.Array) -> 
     return summed / jnp.maximum(lengths, 1)[..., None].astype(table.dtype)
 
 
-def first_order_gains(victim: Victim, params, lay: Layout, length: int) -> tuple[jax.Array, jax.Array]:
-    """Class probabilities ``[B, C]`` of the clean texts and the first-order gain ``[B, W, K]`` in
-    the true-class loss of replacing each slot's word by each candidate (one forward + backward
-    pass)."""
-    B, W, _ = lay.cand_len.shape
-    table = word_embeddings(victim, params)
+def slot_gradients(token_slot, grad, W: int):
+    """``[B, W, H]``: the gradient ``grad [B, L, H]`` summed over the tokens of each slot
+    (``token_slot [B, L]``: the slot of each token, -1 for the others); NumPy for host arrays."""
+    xp = _xp(token_slot, grad)
+    onehot = (token_slot[..., None] == xp.arange(W)).astype(grad.dtype)  # [B, L, W]
+    return xp.einsum("blw,blh->bwh", onehot, grad)
+
+
+def gains_from_grad(table: jax.Array, lay: Layout, slot_grad: jax.Array) -> jax.Array:
+    """The first-order gain ``[B, W, K]`` in the true-class loss of replacing each slot's word by
+    each candidate, from the loss gradient summed over each slot's tokens ``slot_grad [B, W, H]``
+    (:func:`slot_gradients`) and the input embedding matrix ``table [V, H]``."""
     cand_emb = _mean_embedding(table, lay.cand_tokens, lay.cand_len)  # [B, W, K, H]
     seg = jnp.minimum(lay.slot_seg, lay.seg_len.shape[1] - 1)
     orig_tok = jnp.take_along_axis(lay.seg_tokens, seg[..., None], axis=1)  # [B, W, P]
     orig_emb = _mean_embedding(table, orig_tok, jnp.take_along_axis(lay.seg_len, seg, axis=1))  # [B, W, H]
+    return jnp.einsum("bwkh,bwh->bwk", cand_emb, slot_grad) - jnp.einsum("bwh,bwh->bw", orig_emb, slot_grad)[..., None]
+
+
+def first_order_gains(victim: Victim, params, lay: Layout, length: int) -> tuple[jax.Array, jax.Array]:
+    """Class probabilities ``[B, C]`` of the clean texts and the first-order gains ``[B, W, K]``
+    (:func:`gains_from_grad`; one forward + backward pass)."""
+    B, W, _ = lay.cand_len.shape
     tokens = build_batch(victim, lay, jnp.full((B, W), ORIGINAL, jnp.int32), length)
-    p, grad = loss_grad(victim, params, tokens, lay.labels)  # [B, L, H]
-    slot_onehot = jax.nn.one_hot(tokens["token_slot"], W, dtype=grad.dtype)  # [B, L, W]; -1 -> zeros
-    slot_grad = jnp.einsum("blw,blh->bwh", slot_onehot, grad)
-    gain = jnp.einsum("bwkh,bwh->bwk", cand_emb, slot_grad) - jnp.einsum("bwh,bwh->bw", orig_emb, slot_grad)[..., None]
-    return p, gain
+    p, grad = loss_grad(victim, params, model_inputs(tokens), lay.labels)  # [B, L, H]
+    return p, gains_from_grad(word_embeddings(victim, params), lay, slot_gradients(tokens["token_slot"], grad, W))
 
 
 def selection_key(trial_p, labels):
     """``[..., C]`` trial probabilities -> the key a trial is chosen by (lowest first): trials that
     flip the prediction come first, then the lower true-class probability."""
-    true = jnp.take_along_axis(trial_p, labels[..., None], axis=-1)[..., 0]
+    true = _xp(trial_p, labels).take_along_axis(trial_p, labels[..., None], axis=-1)[..., 0]
     return true - 2.0 * (trial_p.argmax(-1) != labels)
 
 
 def rank_pairs(victim: Victim, params, lay: Layout, length: int, depth: int):
-    """One gradient pass on the clean texts: their probabilities ``[B, C]``, and the ``depth`` best
-    (slot, candidate) pairs by first-order gain: ``gains [B, depth]`` (``-inf`` past the last
-    valid pair) and flat pair indices ``slot * K + candidate`` ``[B, depth]``."""
-    B, W, K = lay.cand_len.shape
+    """One gradient pass on the clean texts: their probabilities ``[B, C]`` and :func:`top_pairs`."""
     p, gain = first_order_gains(victim, params, lay, length)
+    return (p, *top_pairs(lay, gain, depth))
+
+
+def top_pairs(lay: Layout, gain: jax.Array, depth: int) -> tuple[jax.Array, jax.Array]:
+    """The ``depth`` best (slot, candidate) pairs by first-order gain ``[B, W, K]``: ``gains [B,
+    depth]`` (``-inf`` past the last valid pair) and flat pair indices ``slot * K + candidate``."""
+    B, W, K = lay.cand_len.shape
     valid = lay.cand_valid & lay.slot_valid[..., None]
-    gains, pairs = jax.lax.top_k(jnp.where(valid, gain, -jnp.inf).reshape(B, W * K), depth)
-    return p, gains, pairs
+    return jax.lax.top_k(jnp.where(valid, gain, -jnp.inf).reshape(B, W * K), depth)
 
 
 def open_pairs(gains, pairs, tried, choice, K: int):
     """``[B, D]`` ranking entries still to verify: valid, not verified yet, word still unchanged."""
-    unchanged = jnp.take_along_axis(choice, pairs // K, axis=1) == ORIGINAL
-    return jnp.isfinite(gains) & ~tried & unchanged
+    xp = _xp(gains, pairs, tried, choice)
+    unchanged = xp.take_along_axis(choice, pairs // K, axis=1) == ORIGINAL
+    return xp.isfinite(gains) & ~tried & unchanged
 
 
 def next_pairs(open_, m: int):
     """Positions ``[B, m]`` in the ranking of the next ``m`` open entries, and whether each is real."""
-    pos = jnp.argsort(~open_, axis=1, stable=True)[:, :m]
-    return pos, jnp.take_along_axis(open_, pos, axis=1)
+    xp = _xp(open_)
+    pos = xp.argsort(~open_, axis=1, stable=True)[:, :m]
+    return pos, xp.take_along_axis(open_, pos, axis=1)
 
 
 def initial_state(p0: jax.Array, labels: jax.Array, W: int, depth: int) -> dict:
-    """Attack state of rows whose clean class probabilities are ``p0 [B, C]``."""
-    B = p0.shape[0]
+    """Attack state of rows whose clean class probabilities are ``p0 [B, C]`` (host arrays for
+    host ones)."""
+    B, xp = p0.shape[0], _xp(p0, labels)
     return dict(
-        choice=jnp.full((B, W), ORIGINAL, jnp.int32),
-        true_p=jnp.take_along_axis(p0, labels[:, None], axis=1)[:, 0],
+        choice=xp.full((B, W), ORIGINAL, xp.int32),
+        true_p=xp.take_along_axis(p0, labels[:, None], axis=1)[:, 0],
         done=p0.argmax(-1) != labels,  # misclassified already: skipped, never attacked
-        tried=jnp.zeros((B, depth), bool),
-        changed=jnp.zeros(B, jnp.int32),
-        queries=jnp.zeros(B, jnp.int32),  # verification passes (the clean text comes with the gradient)
+        tried=xp.zeros((B, depth), bool),
+        changed=xp.zeros(B, xp.int32),
+        queries=xp.zeros(B, xp.int32),  # verification passes (the clean text comes with the gradient)
     )
 
 

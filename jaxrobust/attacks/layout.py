@@ -140,8 +140,10 @@ jax.tree_util.register_dataclass(Layout, data_fields=[f.name for f in dataclasse
 
 
 def max_changes(n_words, budget):
-    """Device version of :meth:`AttackExample.max_changes` (``budget`` may be traced)."""
-    return jnp.maximum(1, jnp.ceil(budget * n_words - _BUDGET_EPS)).astype(jnp.int32)
+    """Array version of :meth:`AttackExample.max_changes`: on the host for NumPy ``n_words`` and a
+    number ``budget``, on device otherwise (``budget`` may be traced)."""
+    xp = jnp if isinstance(n_words, jax.Array) or isinstance(budget, jax.Array) else np
+    return xp.maximum(1, xp.ceil(budget * n_words - _BUDGET_EPS)).astype(xp.int32)
 
 
 def _is_word(s: str) -> bool:
@@ -250,6 +252,14 @@ def token_lengths(lay: Layout, choice: np.ndarray, max_length: int) -> np.ndarra
     """``[R]`` token lengths (truncated at ``max_length``) of the rows of NumPy ``lay`` with
     ``choice [R, W]`` applied: what :func:`build_tokens` will produce, known before building it."""
     return np.minimum(segment_lengths(lay, choice).sum(1), max_length)
+
+
+def longest_length(lay: Layout, max_length: int) -> int:
+    """The most tokens any choice gives a row of NumPy ``lay`` (every slot at its longest
+    candidate), at most ``max_length``."""
+    seg = np.minimum(lay.slot_seg, lay.seg_len.shape[1] - 1)
+    growth = np.maximum(lay.cand_len.max(2) - np.take_along_axis(lay.seg_len, seg, axis=1), 0) * lay.slot_valid
+    return int(min(max_length, (lay.seg_len.sum(1) + growth.sum(1)).max()))
 
 
 def make_layout(

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxrobust import assets
-from jaxrobust.attacks import ascc_attack, blackbox, constraints, engine, pos, report, synonyms, verify
+from jaxrobust.attacks import ascc_attack, blackbox, constraints, engine, pos, report, shapes, synonyms, verify
 from jaxrobust.attacks.layout import prepare_examples
 from jaxrobust.attacks.sentence_encoder import DEFAULT_ENCODER, SentenceEncoder
 from jaxrobust.attacks.validity import validity
@@ -49,7 +49,7 @@ class AttackSettings:
     seed: int = 0
     k: int | None = None  # None: the attack's default (CANDIDATE_DEFAULTS)
     min_cos: float | None = None
-    batch_size: int = 32
+    batch_size: int = shapes.ROWS  # rows per device batch, for every model the attack runs
     verify: int = 6  # gradient attack: ranked pairs verified per iteration
     max_iters: int = 20  # gradient attack: steps per example
     population: int = 60  # genetic
@@ -146,7 +146,8 @@ def attack_examples(
     # A context manager, so that the bar is closed (the terminal line finished) on Ctrl-C too.
     with tqdm(total=len(items), desc=f"{settings.attack} attack", unit="ex", disable=not progress) as bar:
         idle = [ae for ae in items if not ae.slot_words]
-        _collect(records_by_index, verify.check(victim, params, tokenizer, idle, [None] * len(idle), settings.budget), bar)
+        _collect(records_by_index, verify.check(victim, params, tokenizer, idle, [None] * len(idle), settings.budget,
+                                                batch_size=settings.batch_size), bar)
         if attackable:
             group = engine.make_group(tokenizer, attackable, settings.budget, victim.max_length, settings.k)
             allowed = None
@@ -154,7 +155,8 @@ def attack_examples(
                 allowed = constraints.SimilarityFilter(_encoder(settings.encoder), group.members, rules, group.layout.cand_len.shape[1:]).allowed
             outcomes = _run_group(victim, params, group, settings, bar, allowed)
             checked = verify.check(victim, params, tokenizer, group.members, outcomes, settings.budget,
-                                   rules=rules, encoder=_encoder(settings.encoder) if rules.similarity is not None else None)
+                                   rules=rules, encoder=_encoder(settings.encoder) if rules.similarity is not None else None,
+                                   batch_size=settings.batch_size)
             _collect(records_by_index, checked, bar, count=False)
     records = [records_by_index[ae.index] for ae in items]
     return records, time.perf_counter() - start
@@ -166,7 +168,7 @@ def _run_group(victim: Victim, params, group: engine.Group, settings: AttackSett
             victim, params, group, settings.budget, batch_size=settings.batch_size,
             verify=settings.verify, max_iters=settings.max_iters, allowed=allowed, on_done=bar.update,
         )
-    scorer = engine.Scorer(victim, params, group, chunk=max(settings.batch_size, 64), allowed=allowed)
+    scorer = engine.Scorer(victim, params, group, chunk=settings.batch_size, allowed=allowed)
     if settings.attack == "ascc":
         return ascc_attack.ascc_group(scorer, settings.budget, steps=settings.ascc_steps, lr=1.0, entropy_weight=1.0, on_done=bar.update)
     if settings.attack == "genetic":

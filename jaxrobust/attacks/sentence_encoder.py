@@ -11,8 +11,8 @@ sentence-transformers runs it (``Transformer -> Pooling(mean) -> Normalize``):
 3. the average divided by its L2 norm, so that the dot product of two embeddings is their cosine.
 
 ``SentenceEncoder(ref).embed(texts)`` gives ``[B, H]`` unit rows, ``similarity(a, b)`` the cosine
-of each pair. Batches are padded to a multiple of 8 tokens, so a few jit-compiled shapes serve
-every batch.
+of each pair. Batches have the fixed shapes of :mod:`.shapes`, shared with the similarity checks
+inside the attacks (:func:`embed_batch`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxrobust.attacks import shapes
 from jaxrobust.attacks.victim import Victim, split_model
 from jaxrobust.errors import JaxRobustError
 
@@ -50,7 +51,7 @@ def embed_tokens(encoder: Victim, params, tokens: dict) -> jax.Array:
     return unit_rows(mean_pool(hidden, tokens["attention_mask"]))
 
 
-_embed = jax.jit(embed_tokens, static_argnames="encoder")
+embed_batch = jax.jit(embed_tokens, static_argnames="encoder")  # keyed by the encoder and the token shapes only
 
 
 class SentenceEncoder:
@@ -60,7 +61,7 @@ class SentenceEncoder:
     jitted search can embed the texts it builds (:mod:`.constraints`, :mod:`.gradient`).
     """
 
-    def __init__(self, ref: str = DEFAULT_ENCODER, *, max_length: int = MAX_SEQ_LENGTH, batch_size: int = 64):
+    def __init__(self, ref: str = DEFAULT_ENCODER, *, max_length: int = MAX_SEQ_LENGTH, batch_size: int = shapes.ROWS):
         from jaxrobust.models import load_classifier
 
         if batch_size < 1 or max_length < 2:
@@ -74,16 +75,12 @@ class SentenceEncoder:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """``[len(texts), H]`` float32 unit rows."""
-        out = [np.zeros((0, self.dim), np.float32)]
-        for start in range(0, len(texts), self.batch_size):
-            chunk = list(texts[start : start + self.batch_size])
-            enc = self.tokenizer(chunk, truncation=True, max_length=self.max_length, padding="longest", return_tensors="np")
-            pad = ((0, 0), (0, -enc["input_ids"].shape[1] % 8))  # up to a multiple of 8: few compiled shapes
-            ids = jnp.asarray(np.pad(enc["input_ids"], pad, constant_values=self.tokenizer.pad_token_id))
-            mask = jnp.asarray(np.pad(enc["attention_mask"], pad))
-            tokens = dict(input_ids=ids, attention_mask=mask, token_type_ids=jnp.zeros_like(ids))
-            out.append(np.asarray(_embed(self.static, self.params, tokens)))
-        return np.concatenate(out)
+        ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"] if len(texts) else []
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for rows, padded, length in shapes.length_batches([len(i) for i in ids], self.batch_size, self.max_length):
+            tokens = shapes.pad_tokens([ids[r] for r in padded], length, self.tokenizer.pad_token_id)
+            out[rows] = np.asarray(embed_batch(self.static, self.params, tokens))[: len(rows)]
+        return out
 
     def similarity(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
         """``[N]`` cosine similarity of each pair ``(a[i], b[i])``."""

@@ -16,26 +16,25 @@ from typing import Sequence
 
 import numpy as np
 
-from jaxrobust import interrupt
-from jaxrobust.attacks import constraints, pos, report, validity
+from jaxrobust.attacks import constraints, pos, report, shapes, validity
 from jaxrobust.attacks.engine import Outcome
 from jaxrobust.attacks.layout import AttackExample
 from jaxrobust.attacks.victim import Victim, predict
-from jaxrobust.data.encoding import encode, make_batches
+from jaxrobust.data.encoding import encode
 from jaxrobust.data.tasks import Example
 
 
-def string_probs(victim: Victim, params, tokenizer, examples: Sequence[Example], batch_size: int = 32) -> np.ndarray:
-    """``[N, C]`` class probabilities of ``examples`` tokenised from their strings."""
+def string_probs(victim: Victim, params, tokenizer, examples: Sequence[Example], batch_size: int = shapes.ROWS) -> np.ndarray:
+    """``[N, C]`` class probabilities of ``examples`` tokenised from their strings, in the batch
+    shapes of the search (:mod:`.shapes`)."""
     encoded = encode(tokenizer, examples, victim.max_length)
-    buckets = tuple(range(8, victim.max_length + 8, 8))
     out = None
-    for batch in make_batches(encoded, batch_size, buckets, tokenizer.pad_token_id, fit_last=True):
-        interrupt.check()  # Ctrl-C stops between device batches
-        p = np.asarray(predict(victim, params, {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}))
+    for rows, padded, length in shapes.length_batches([e.length for e in encoded], batch_size, victim.max_length):
+        picked = [encoded[r] for r in padded]
+        tokens = shapes.pad_tokens([e.input_ids for e in picked], length, tokenizer.pad_token_id, [e.token_type_ids for e in picked])
+        p = np.asarray(predict(victim, params, tokens))
         out = np.zeros((len(examples), p.shape[1]), np.float32) if out is None else out
-        real = batch["index"] >= 0
-        out[batch["index"][real]] = p[real]
+        out[rows] = p[: len(rows)]
     return out
 
 
@@ -48,9 +47,11 @@ def check(
     budget: float,
     rules: constraints.Constraints | None = None,
     encoder=None,
+    batch_size: int = shapes.ROWS,
 ) -> list[dict]:
     """One record per example of ``items`` (``None`` outcome: nothing attackable, left unchanged),
-    the final texts checked against ``rules`` (the similarity with ``encoder``).
+    the final texts checked against ``rules`` (the similarity with ``encoder``) and run in device
+    batches of ``batch_size`` rows (the search's, so they share its compiled programs).
 
     Record keys: ``index, label, original_text, perturbed_text, substitutions, original_probs,
     perturbed_probs, success, skipped, reason, constraint_failed, queries, gradients, n_words,
@@ -65,7 +66,7 @@ def check(
     rerun = [i for i, (o, subs) in enumerate(zip(outcomes, subs_of)) if o is None or subs]
     final_probs = [o.orig_probs if o is not None else None for o in outcomes]
     if rerun:
-        for i, p in zip(rerun, string_probs(victim, params, tokenizer, [finals[i] for i in rerun])):
+        for i, p in zip(rerun, string_probs(victim, params, tokenizer, [finals[i] for i in rerun], batch_size)):
             final_probs[i] = p
     records = []
     for ae, o, final, p, subs in zip(items, outcomes, finals, final_probs, subs_of):

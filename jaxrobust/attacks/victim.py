@@ -46,11 +46,17 @@ def logits(victim: Victim, params, tokens: dict, inputs_embeds: jax.Array | None
     return out.logits
 
 
+def model_inputs(tokens: dict) -> dict:
+    """The arrays the model reads (``input_ids, attention_mask, token_type_ids``) of ``tokens``:
+    one pytree for built and tokenised texts alike, so they share compiled programs."""
+    return {k: tokens[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+
+
 def probs(victim: Victim, params, tokens: dict) -> jax.Array:
     return jax.nn.softmax(logits(victim, params, tokens), axis=-1)
 
 
-predict = jax.jit(probs, static_argnames="victim")
+predict = jax.jit(probs, static_argnames="victim")  # keyed by the victim and the token shapes only
 
 
 def loss_grad(victim: Victim, params, tokens: dict, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -66,6 +72,9 @@ def loss_grad(victim: Victim, params, tokens: dict, labels: jax.Array) -> tuple[
 
     grad, lg = jax.grad(total_loss, has_aux=True)(embeds)
     return jax.nn.softmax(lg, axis=-1), grad
+
+
+predict_grad = jax.jit(loss_grad, static_argnames="victim")  # keyed by the victim and the token shapes only
 
 
 def word_embeddings(victim: Victim, params) -> jax.Array:

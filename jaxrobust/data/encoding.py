@@ -97,7 +97,6 @@ def make_batches(
     buckets: Sequence[int],
     pad_id: int,
     shuffle_seed: int | None = None,
-    fit_last: bool = False,
 ) -> list[dict[str, np.ndarray]]:
     """All batches of ``encoded``, each ``{input_ids, attention_mask, token_type_ids: [B, Lb],
     labels, weights, index: [B]}`` with ``Lb`` a bucket length.
@@ -105,9 +104,7 @@ def make_batches(
     ``weights`` is 1 for real examples and 0 for the padding examples that fill a bucket's last
     batch; ``index`` is the position in ``encoded`` (-1 for padding). With ``shuffle_seed`` the
     examples within each bucket and the order of all batches are shuffled by that seed; without,
-    batches come in bucket order and example order (for evaluation). With ``fit_last`` the last
-    batch of a bucket is padded only to the next power of two (>= 8): fewer wasted rows for
-    evaluation, at the cost of a few more compiled shapes.
+    batches come in bucket order and example order (for evaluation).
     """
     rng = np.random.default_rng(shuffle_seed) if shuffle_seed is not None else None
     by_bucket: dict[int, list[int]] = {}
@@ -120,8 +117,7 @@ def make_batches(
             idx = idx[rng.permutation(len(idx))]
         for start in range(0, len(idx), batch_size):
             part = idx[start : start + batch_size]
-            size = min(batch_size, max(8, 1 << (len(part) - 1).bit_length())) if fit_last else batch_size
-            batches.append(_collate([encoded[i] for i in part], part, size, length, pad_id))
+            batches.append(_collate([encoded[i] for i in part], part, batch_size, length, pad_id))
     if rng is not None:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches

@@ -1,0 +1,83 @@
+"""Device batch shapes: a few compiled programs serve every attack, whatever its texts.
+
+Compiling is most of a first attack's time on a CPU (about 0.7 s for one MiniLM forward program,
+1.2 s with the backward pass), so every model evaluation of an attack -- the victim's queries, its
+gradient pass, the string-level check, the sentence encoder -- runs on batches of a few fixed shapes:
+
+* **lengths** from :func:`length_ladder`: 16, 32, 48, 64, 96, 128, 192, ... up to the model's
+  maximum length (rounded up to 8), each at most 1.5 times the one below it, so a text is padded
+  by at most half its length (up to 16 tokens for the shortest);
+* **rows**: one batch size per command (``--batch-size``; a partial batch is filled with copies
+  of its first row). On a CPU a MiniLM evaluates as many rows per second in batches of 8 as of 64,
+  so a second, smaller size would only double the programs.
+
+The model programs take only token arrays ``[rows, length]``; what an attack's layout decides
+(slots, candidates, windows) is assembled into tokens by separate, cheap programs that build every
+batch at the layout's longest bucket (:func:`fit`), so they compile once per layout. The
+expensive programs depend on nothing but (rows, length): shared by every attack, by the
+string-level check, and by the next command through the persistent compilation cache.
+
+A batch holds texts of one length bucket only: a text is always evaluated at the same padded
+length, whatever else is asked with it.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from jaxrobust import interrupt
+
+LADDER = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
+STEP = 8  # the longest bucket is the model's maximum length rounded up to this
+ROWS = 8  # rows per device batch unless a command says otherwise (--batch-size)
+
+
+def round_up(n, step: int):
+    """``n`` (a number or array) rounded up to a multiple of ``step``."""
+    return -(-n // step) * step
+
+
+def length_ladder(max_length: int) -> tuple[int, ...]:
+    """The padded lengths a model of ``max_length`` tokens is evaluated at."""
+    top = round_up(max_length, STEP)
+    return tuple(b for b in LADDER if b < top) + (top,)
+
+
+def bucket(lengths, max_length: int) -> np.ndarray:
+    """``[R]`` padded length of texts of ``lengths [R]`` tokens (each at most ``max_length``)."""
+    ladder = np.asarray(length_ladder(max_length))
+    return ladder[np.minimum(np.searchsorted(ladder, np.asarray(lengths)), len(ladder) - 1)]
+
+
+def length_batches(lengths: Sequence[int], chunk: int, max_length: int) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+    """Device batches of requests whose token lengths are ``lengths [R]``: ``(rows, padded, length)``
+    per batch, ``rows`` the requests it answers, ``padded`` those rows repeated up to ``chunk`` rows,
+    ``length`` their bucket (:func:`bucket`)."""
+    buckets = bucket(lengths, max_length)
+    order = np.argsort(buckets, kind="stable")
+    bounds = np.flatnonzero(np.diff(buckets[order])) + 1
+    for same in np.split(order, bounds):
+        for start in range(0, len(same), chunk):
+            rows = same[start : start + chunk]
+            interrupt.check()  # Ctrl-C stops between device batches
+            yield rows, np.concatenate([rows, np.repeat(rows[:1], chunk - len(rows))]), int(buckets[rows[0]])
+
+
+def pad_tokens(ids: Sequence[Sequence[int]], length: int, pad_id: int, types: Sequence[Sequence[int]] | None = None) -> dict:
+    """Token lists -> ``input_ids, attention_mask, token_type_ids`` ``[len(ids), length]``."""
+    out = dict(input_ids=np.full((len(ids), length), pad_id, np.int32), attention_mask=np.zeros((len(ids), length), np.int32),
+               token_type_ids=np.zeros((len(ids), length), np.int32))
+    for r, row in enumerate(ids):
+        out["input_ids"][r, : len(row)] = row
+        out["attention_mask"][r, : len(row)] = 1
+        if types is not None:
+            out["token_type_ids"][r, : len(row)] = types[r]
+    return out
+
+
+def fit(tokens: dict, length: int) -> dict:
+    """Token arrays ``[B, >= length]`` cut, on the host, to their first ``length`` positions (the
+    rest is padding)."""
+    return {k: np.asarray(v)[:, :length] for k, v in tokens.items()}
