@@ -286,12 +286,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _enable_compilation_cache() -> None:
-    """Keep compiled XLA programs in the asset cache: a second run of a command skips most compiling."""
+    """Keep every compiled XLA program in ``$JAXROBUST_CACHE/xla`` (or JAX's own
+    ``JAX_COMPILATION_CACHE_DIR`` when set): a second run of a command compiles nothing."""
+    import os
+
     import jax
 
     from jaxrobust.assets import cache_dir
 
-    jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "xla"))
+    jax.config.update("jax_compilation_cache_dir", os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(cache_dir() / "xla"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -33,7 +34,7 @@ from tqdm import tqdm
 from jaxrobust.attacks.synonyms import load_synonyms
 from jaxrobust.checkpoint import Checkpoints
 from jaxrobust.data.encoding import Encoded, encode, make_batches
-from jaxrobust.data.tasks import SPLIT_SEED, Task, get_task
+from jaxrobust.data.tasks import SPLIT_SEED, Example, Task, get_task
 from jaxrobust.errors import HubUnreachable, JaxRobustError
 from jaxrobust.io import MetricsLog, write_json_atomic
 from jaxrobust.models import LoadedClassifier, load_classifier
@@ -123,10 +124,16 @@ def default_config() -> ml_collections.ConfigDict:
 class Prepared:
     task: Task
     classifier: LoadedClassifier
-    splits: dict[str, list[Encoded]]
+    examples: dict[str, list[Example]]  # train, dev, test (the subsets the config asks for)
+    max_length: int
     skipped: int
     duplicates: int  # repeated texts dropped before splitting
     split_digest: str  # the identity of the task's split (Splits.digest), part of a run's key
+
+    @functools.cached_property
+    def splits(self) -> dict[str, list[Encoded]]:
+        """Each split encoded for the model, on first use (an attack reads only the classifier)."""
+        return {name: encode(self.classifier.tokenizer, ex, self.max_length) for name, ex in self.examples.items()}
 
 
 def task_of(config) -> Task:
@@ -180,8 +187,7 @@ def prepare(config: ml_collections.ConfigDict) -> Prepared:
     for name, examples in raw.items():
         if not examples:
             raise JaxRobustError(f"task {task.name} has an empty {name} split")
-    encoded = {name: encode(classifier.tokenizer, ex, config.max_length) for name, ex in raw.items()}
-    return Prepared(task, classifier, encoded, splits.skipped, splits.duplicates, splits.digest())
+    return Prepared(task, classifier, raw, config.max_length, splits.skipped, splits.duplicates, splits.digest())
 
 
 def split_digest(config) -> str:

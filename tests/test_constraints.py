@@ -141,9 +141,11 @@ def test_the_final_text_is_rechecked(monkeypatch):
     """A flip whose final text fails a constraint is not a success, and says which constraint."""
     from jaxrobust.attacks import verify
 
-    record = dict(original_text="the film was good", perturbed_text="the film was quickly", substitutions=[[3, "good", "quickly"]])
-    assert verify._failed_constraint(record, Constraints(pos=True), None) == "pos"
-    monkeypatch.setattr(constraints, "string_similarity", lambda *a: 0.85)
-    record["perturbed_text"], record["substitutions"] = "the film was great", [[3, "good", "great"]]
-    assert verify._failed_constraint(record, Constraints(pos=True, similarity=0.9), None) == "similarity"
-    assert verify._failed_constraint(record, Constraints(pos=True, similarity=0.85), None) == ""
+    wrong_pos = dict(original_text="the film was good", perturbed_text="the film was quickly", substitutions=[[3, "good", "quickly"]])
+    synonym = dict(original_text="the film was good", perturbed_text="the film was great", substitutions=[[3, "good", "great"]])
+    assert verify.failed_constraints([wrong_pos, synonym], Constraints(pos=True), None) == ["pos", ""]
+    seen = []
+    monkeypatch.setattr(constraints, "string_similarities", lambda encoder, rules, texts: seen.append(texts) or np.full(len(texts), 0.85))
+    assert verify.failed_constraints([wrong_pos, synonym], Constraints(pos=True, similarity=0.9), None) == ["pos", "similarity"]
+    assert verify.failed_constraints([synonym], Constraints(pos=True, similarity=0.85), None) == [""]
+    assert [len(t) for t in seen] == [1, 1]  # only the text that kept its part of speech is embedded

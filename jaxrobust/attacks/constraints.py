@@ -282,18 +282,31 @@ class SimilarityFilter:
 # The string-level re-check
 
 
-def string_similarity(encoder: SentenceEncoder, rules: Constraints, original: str, perturbed: str, changed: Sequence[int]) -> float:
-    """The lowest similarity (``rules.metric``) over the windows of the ``changed`` words (word
-    indices, shared by both texts), or of the whole texts without a window; 1.0 if nothing changed."""
+def string_similarities(encoder: SentenceEncoder, rules: Constraints, texts: Sequence[tuple[str, str, Sequence[int]]]) -> np.ndarray:
+    """``[N]`` for each ``(original, perturbed, changed)``: the lowest similarity (``rules.metric``)
+    over the windows of the ``changed`` words (word indices, shared by both texts), or of the whole
+    texts without a window; 1.0 if nothing changed. All texts are embedded in one batched call."""
     from jaxrobust.data.encoding import word_spans
 
-    if not changed:
-        return 1.0
-    a_spans, b_spans = word_spans(original), word_spans(perturbed)
-    if rules.window is None:
-        pairs = [(original, perturbed)]
-    else:
-        bounds = window_bounds([original[s:e] for s, e in a_spans], rules.window)  # as the search: the original's words
-        pairs = [(window_text(original, a_spans, *bounds[w]), window_text(perturbed, b_spans, *bounds[w])) for w in changed]
-    sims = encoder.similarity([a for a, _ in pairs], [b for _, b in pairs])
-    return float(rules.score(sims).min())
+    owner, left, right = [], [], []
+    for i, (original, perturbed, changed) in enumerate(texts):
+        if not changed:
+            continue
+        if rules.window is None:
+            pairs = [(original, perturbed)]
+        else:
+            a_spans, b_spans = word_spans(original), word_spans(perturbed)
+            bounds = window_bounds([original[s:e] for s, e in a_spans], rules.window)  # as the search: the original's words
+            pairs = [(window_text(original, a_spans, *bounds[w]), window_text(perturbed, b_spans, *bounds[w])) for w in changed]
+        owner += [i] * len(pairs)
+        left += [a for a, _ in pairs]
+        right += [b for _, b in pairs]
+    out = np.ones(len(texts))
+    if owner:
+        np.minimum.at(out, np.asarray(owner), rules.score(encoder.similarity(left, right)))
+    return out
+
+
+def string_similarity(encoder: SentenceEncoder, rules: Constraints, original: str, perturbed: str, changed: Sequence[int]) -> float:
+    """:func:`string_similarities` of one text."""
+    return float(string_similarities(encoder, rules, [(original, perturbed, changed)])[0])

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxrobust import assets
-from jaxrobust.attacks import ascc_attack, blackbox, constraints, engine, pos, report, shapes, synonyms, verify
+from jaxrobust.attacks import ascc_attack, blackbox, constraints, engine, pos, report, shapes, synonyms, verify, wordnet
 from jaxrobust.attacks.layout import prepare_examples
 from jaxrobust.attacks.sentence_encoder import DEFAULT_ENCODER, SentenceEncoder
 from jaxrobust.attacks.validity import validity
@@ -150,13 +150,11 @@ def attack_examples(
                                                 batch_size=settings.batch_size), bar)
         if attackable:
             group = engine.make_group(tokenizer, attackable, settings.budget, victim.max_length, settings.k)
-            allowed = None
-            if rules.similarity is not None:
-                allowed = constraints.SimilarityFilter(_encoder(settings.encoder), group.members, rules, group.layout.cand_len.shape[1:]).allowed
+            encoder = _encoder(settings.encoder, settings.batch_size) if rules.similarity is not None else None
+            allowed = None if encoder is None else constraints.SimilarityFilter(encoder, group.members, rules, group.layout.cand_len.shape[1:]).allowed
             outcomes = _run_group(victim, params, group, settings, bar, allowed)
             checked = verify.check(victim, params, tokenizer, group.members, outcomes, settings.budget,
-                                   rules=rules, encoder=_encoder(settings.encoder) if rules.similarity is not None else None,
-                                   batch_size=settings.batch_size)
+                                   rules=rules, encoder=encoder, batch_size=settings.batch_size)
             _collect(records_by_index, checked, bar, count=False)
     records = [records_by_index[ae.index] for ae in items]
     return records, time.perf_counter() - start
@@ -191,14 +189,16 @@ def _collect(into: dict, records: list[dict], bar, count: bool = True) -> None:
 
 
 @functools.cache
-def _encoder(ref: str) -> SentenceEncoder:
-    return SentenceEncoder(ref)  # loaded once per process: a sweep or study writes many reports
+def _encoder(ref: str, batch_size: int) -> SentenceEncoder:
+    # Loaded once per process (a sweep or study writes many reports), in the attack's batch size.
+    return SentenceEncoder(ref, batch_size=batch_size)
 
 
 def load_validity_models(settings: AttackSettings) -> None:
     """Load what the validity section needs (sentence encoder, tagger), so that a bad ``--encoder``
-    fails before the attack, not after it."""
-    _encoder(settings.encoder)
+    fails before the attack, not after it; WordNet is read in the background meanwhile."""
+    wordnet.prefetch_wordnet(only_local=True)
+    _encoder(settings.encoder, settings.batch_size)
     pos.tagger()
 
 
@@ -211,7 +211,7 @@ def write_results(out_dir: Path, records: list[dict], seconds: float, settings: 
     settings_fields["constraints_tag"] = settings.rules.tag
     # Flips whose final text failed a constraint on the string-level re-check (not successes).
     extra["constraint_failed_n"] = sum(bool(r.get("constraint_failed")) for r in records)
-    extra["validity"] = validity(records, _encoder(settings.encoder))
+    extra["validity"] = validity(records, _encoder(settings.encoder, settings.batch_size))
     summary = report.summarize(records, seconds, **settings_fields, **extra)
     claim_output_dir(out_dir, REPORT_FILES)
     report.write_report(out_dir, records, summary, label_names)

@@ -97,24 +97,26 @@ def check(
             words_changed=len(subs),
             constraint_failed="",
         )
-        if record["success"] and rules is not None:
-            record["constraint_failed"] = _failed_constraint(record, rules, encoder)
-            record["success"] = not record["constraint_failed"]
         record.update(clean_prob_true=report.clean_prob_true(record), low_confidence=report.is_low_confidence(record))
         records.append(record)
+    flips = [r for r in records if r["success"]]
+    if flips and rules is not None:
+        for r, failed in zip(flips, failed_constraints(flips, rules, encoder)):
+            r["constraint_failed"], r["success"] = failed, not failed
     return records
 
 
-def _failed_constraint(record: dict, rules: constraints.Constraints, encoder) -> str:
-    """The constraint the final text of ``record`` fails (``pos``, ``similarity``), or ``""``."""
-    if rules.pos and not validity.keeps_pos(record, pos.tagger()):
-        return "pos"
+def failed_constraints(records: Sequence[dict], rules: constraints.Constraints, encoder) -> list[str]:
+    """For each record, the constraint its final text fails (``pos``, ``similarity``) or ``""``; the
+    similarities of all records in one batched call."""
+    failed = ["pos" if rules.pos and not validity.keeps_pos(r, pos.tagger()) else "" for r in records]
     if rules.similarity is not None:
-        changed = [w for w, _, _ in record["substitutions"]]
-        sim = constraints.string_similarity(encoder, rules, record["original_text"], record["perturbed_text"], changed)
-        if sim < rules.similarity - constraints.RECHECK_SLACK:
-            return "similarity"
-    return ""
+        rest = [i for i, f in enumerate(failed) if not f]
+        texts = [(records[i]["original_text"], records[i]["perturbed_text"], [w for w, _, _ in records[i]["substitutions"]]) for i in rest]
+        for i, sim in zip(rest, constraints.string_similarities(encoder, rules, texts)):
+            if sim < rules.similarity - constraints.RECHECK_SLACK:
+                failed[i] = "similarity"
+    return failed
 
 
 def _check_constraints(ae: AttackExample, o: Outcome | None, budget: float) -> None:

@@ -36,6 +36,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -199,13 +200,60 @@ def _locate() -> str:
     return source
 
 
-def ensure_wordnet():
-    """nltk's WordNet corpus reader, loaded (see the module docstring for where it is found)."""
+def _load_wordnet():
     _locate()
     from nltk.corpus import wordnet
 
     wordnet.ensure_loaded()
     return wordnet
+
+
+class _Loading:
+    """WordNet read by one background thread: nltk parses its index for several seconds, which an
+    attack can overlap (its validity section needs WordNet only at the end); the reader is touched
+    by that thread alone until it is loaded. A daemon thread: a command that stops early does not
+    wait for it."""
+
+    def __init__(self):
+        self.done = threading.Event()
+        self.result, self.error = None, None
+        threading.Thread(target=self._run, name="wordnet", daemon=True).start()
+
+    def _run(self):
+        try:
+            self.result = _load_wordnet()
+        except BaseException as e:  # noqa: BLE001 - handed to the thread that waits for it
+            self.error = e
+        finally:
+            self.done.set()
+
+    def get(self):
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+_loading: _Loading | None = None
+_loading_lock = threading.Lock()
+
+
+def prefetch_wordnet(only_local: bool = False) -> None:
+    """Start reading WordNet in the background, if not begun yet (:func:`ensure_wordnet` waits for
+    it). ``only_local``: only if Debian's files are there, so that the thread never tries a
+    download (nltk's downloader silences the process's output while it runs)."""
+    global _loading
+    with _loading_lock:
+        if _loading is None and (not only_local or debian_wordnet_present()):
+            import nltk  # noqa: F401 - imported here: two threads importing one package can break it
+
+            _loading = _Loading()
+
+
+def ensure_wordnet():
+    """nltk's WordNet corpus reader, loaded (see the module docstring for where it is found)."""
+    prefetch_wordnet()
+    return _loading.get()
 
 
 def wordnet_source() -> str:
