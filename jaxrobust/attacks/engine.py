@@ -56,7 +56,7 @@ def make_group(tokenizer, items: Sequence[AttackExample], budget: float, max_len
     return Group(members, lay, lengths[order].astype(np.int64))
 
 
-# The layout's programs: cheap to compile, one per (rows, length) and layout shape.
+# The layout's program: cheap to compile, one per batch size and layout shape.
 _tokens_of = jax.jit(build_batch, static_argnames=("victim", "length"))
 
 
@@ -71,7 +71,7 @@ class Scorer:
     shorter query. ``allowed(member, choice) -> [R] bool`` is the search's constraint check
     (:class:`~jaxrobust.attacks.constraints.SimilarityFilter`); without one every text passes."""
 
-    def __init__(self, victim: Victim, params, group: Group, chunk: int = 64, allowed=None):
+    def __init__(self, victim: Victim, params, group: Group, chunk: int = shapes.ROWS, allowed=None):
         self.victim, self.params, self.group, self.chunk = victim, params, group, chunk
         self._allowed = allowed
         self._longest = int(shapes.bucket(longest_length(group.layout, victim.max_length), victim.max_length))
