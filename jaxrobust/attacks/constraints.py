@@ -43,7 +43,7 @@ import numpy as np
 from jaxrobust.attacks import shapes
 from jaxrobust.attacks.layout import ORIGINAL, AttackExample, Layout, build_tokens, context_prefix, longest_length, make_layout, padded_length, segment_lengths, tokenize_words
 from jaxrobust.attacks.sentence_encoder import SentenceEncoder, embed_batch
-from jaxrobust.attacks.victim import Victim
+from jaxrobust.attacks.victim import Victim, model_inputs
 from jaxrobust.data.encoding import encode
 from jaxrobust.data.tasks import Example
 from jaxrobust.errors import JaxRobustError
@@ -176,8 +176,7 @@ def _window_tokens(encoder: Victim, lay: Layout, choice, lo, hi, *, length: int)
 
     def tokens(row, c, a, b):
         keep = (row.seg_word < 0) | ((row.seg_word >= a) & (row.seg_word < b))
-        t = build_tokens(row, c, length, encoder.max_length, encoder.pad_id, encoder.unk_id, keep=keep)
-        return {k: t[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+        return model_inputs(build_tokens(row, c, length, encoder.max_length, encoder.pad_id, encoder.unk_id, keep=keep))
 
     return jax.vmap(tokens)(lay, choice, lo, hi)
 
