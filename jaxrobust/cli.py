@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_attack.add_argument("--out", help="report directory (default WORKDIR/attacks/NAME)")
     p_attack.set_defaults(fn=_attack)
 
-    p_sweep = sub.add_parser("sweep", help="gradient attack over budgets and runs in one vmapped program")
+    p_sweep = sub.add_parser("sweep", help="gradient attack over budgets and runs: one search per run records every budget")
     p_sweep.add_argument("--workdir", action="append", required=True, help="a run; repeat for several runs")
     p_sweep.add_argument("--budgets", default="0.05,0.1,0.2,0.3", help="comma-separated shares of words")
     p_sweep.add_argument("--synonyms", default="wordnet-cf")

@@ -1,4 +1,4 @@
-"""The gradient attack, the token layout it runs on, the string-level check and the vmapped sweep."""
+"""The gradient attack, the token layout it runs on, the string-level check and the sweep."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from jaxrobust.attacks.constraints import Constraints, SimilarityFilter
 from jaxrobust.attacks.layout import DELETE, ORIGINAL, build_tokens, make_layout, prepare_examples
 from jaxrobust.attacks.run import AttackSettings, attack_examples, fit_to_split, load_target, load_validity_models, report_dir
 from jaxrobust.attacks.sentence_encoder import SentenceEncoder
-from jaxrobust.attacks.sweep import parse_budgets, stack_params, sweep
+from jaxrobust.attacks.sweep import check_sweepable, parse_budgets, sweep
 from jaxrobust.attacks.victim import split_model
 from jaxrobust.data.tasks import Example
 from jaxrobust.errors import JaxRobustError
@@ -129,6 +129,26 @@ def test_batched_equals_one_at_a_time(target):
         assert x.queries == z.queries and x.gradients == z.gradients == 1
 
 
+def test_one_search_records_every_budget_as_separate_searches(target):
+    """The search at the largest budget records, per budget, exactly the outcome (choice and
+    queries) of a separate search at that budget, example by example."""
+    test, _ = _test_examples(target)
+    items = [ae for ae in prepare_examples(target.tokenizer, test, candidates_of, 16, 3) if ae.slot_words]
+    budgets = [0.1, 0.3, 0.5]
+    group = engine.make_group(target.tokenizer, items, max(budgets), 16, 3)
+    kwargs = dict(batch_size=8, verify=2, max_iters=10)
+    shared = engine.run_gradient_budgets(target.victim, target.params, group, budgets, **kwargs)
+    changed = []
+    for budget, outcomes in zip(budgets, shared):
+        alone = engine.run_gradient_group(target.victim, target.params, group, budget, **kwargs)
+        for ae, x, y in zip(group.members, outcomes, alone):
+            np.testing.assert_array_equal(x.choice, y.choice)
+            assert x.queries == y.queries and x.skipped == y.skipped
+            assert (x.choice >= 0).sum() <= ae.max_changes(budget)
+        changed.append(sum(int((o.choice >= 0).sum()) for o in outcomes))
+    assert changed[0] < changed[-1]  # the budgets did stop searches at different points
+
+
 MODEL_PROGRAMS = {"probs", "loss_grad", "embed_tokens"}  # keyed by (rows, length) only
 LAYOUT_PROGRAMS = {"build_batch", "_window_tokens", "_ranking_of"}  # keyed by the layout's shape
 
@@ -191,7 +211,8 @@ def test_sweep_over_budgets_and_runs_equals_separate_attacks(target, other_targe
     """Two runs that are attacked differently: each row of the sweep must be that run's own attack
     (a sweep that gave every run the first run's parameters would fail here: the weaker run first).
     Both apply A2T's constraints, the similarity (under the tiny encoder) at a threshold that half of
-    the single substitutions fail: the sweep's in-program check rejects what the attack's does."""
+    the single substitutions fail: the similarity filter the runs share rejects what each attack's
+    own does."""
     test, _ = _test_examples(target)
     budgets = [0.2, 0.5]
     targets = [other_target, target]
@@ -219,13 +240,13 @@ def test_sweep_over_budgets_and_runs_equals_separate_attacks(target, other_targe
 def test_sweep_refuses_runs_of_another_task_or_architecture(target, tiny_model_dir):
     other_task = dataclasses.replace(target.task, name=target.task.name + "-other")
     with pytest.raises(JaxRobustError, match="cannot sweep runs of different tasks"):
-        stack_params([target, dataclasses.replace(target, task=other_task, source="other")])
+        check_sweepable([target, dataclasses.replace(target, task=other_task, source="other")])
     directory, _ = tiny_model_dir("roberta", num_labels=2)
     loaded = load_classifier(str(directory), 2)
     victim, params = split_model(loaded.model, loaded.tokenizer.pad_token_id, loaded.tokenizer.unk_token_id, 16)
     roberta = dataclasses.replace(target, victim=victim, params=params, source="roberta")
     with pytest.raises(JaxRobustError, match="differ in architecture"):
-        stack_params([target, roberta])
+        check_sweepable([target, roberta])
 
 
 @pytest.mark.parametrize("text", ["", ",", "0.1,abc", "1.5", "0", "-0.1,0.2", "nan"])

@@ -41,7 +41,7 @@ import jax
 import numpy as np
 
 from jaxrobust.attacks import shapes
-from jaxrobust.attacks.layout import ORIGINAL, AttackExample, Layout, build_tokens, context_prefix, longest_length, make_layout, padded_length, segment_lengths, tokenize_words
+from jaxrobust.attacks.layout import ORIGINAL, AttackExample, Layout, build_tokens, context_prefix, longest_length, make_layout, segment_lengths, tokenize_words
 from jaxrobust.attacks.sentence_encoder import SentenceEncoder, embed_batch
 from jaxrobust.attacks.victim import Victim, model_inputs
 from jaxrobust.data.encoding import encode
@@ -209,6 +209,7 @@ class SimilarityFilter:
         self._reference = np.zeros((N, columns, encoder.dim), np.float32)
         self._have = np.zeros((N, columns), bool)
         self.passes = np.zeros(N, np.int64)  # encoder passes per member (perturbed texts only)
+        self._scores: dict[tuple[int, bytes], float] = {}  # (member, choice bytes) -> score
 
     def _embed(self, member: np.ndarray, choice: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """``[R, H]`` embeddings of ``choice`` rows restricted to words ``[lo, hi)``."""
@@ -230,8 +231,17 @@ class SimilarityFilter:
 
     def scores(self, member: np.ndarray, choice: np.ndarray) -> np.ndarray:
         """``[R]`` lowest similarity (``rules.metric``) over the compared windows of each text
-        ``member [R]``, ``choice [R, W]``; 1.0 for an unchanged text."""
-        member = np.asarray(member, np.int64)
+        ``member [R]``, ``choice [R, W]``; 1.0 for an unchanged text. Each text is embedded once per
+        filter: the runs of a sweep, searching the same group, try many of the same texts."""
+        member, choice = np.asarray(member, np.int64), np.asarray(choice, np.int32)
+        keys = [(m, c.tobytes()) for m, c in zip(member.tolist(), choice)]
+        new = list({k: i for i, k in enumerate(keys) if k not in self._scores}.values())
+        if new:
+            self._scores.update(zip((keys[i] for i in new), self._compute(member[new], choice[new])))
+        return np.array([self._scores[k] for k in keys], np.float64)
+
+    def _compute(self, member: np.ndarray, choice: np.ndarray) -> np.ndarray:
+        """:meth:`scores` of texts not seen yet."""
         if self.rules.window:
             r, slot = np.nonzero(choice >= 0)  # every changed word's window
         else:
@@ -251,19 +261,6 @@ class SimilarityFilter:
     def allowed(self, member: np.ndarray, choice: np.ndarray) -> np.ndarray:
         """``[R]``: whether each text passes the threshold (unchanged texts pass)."""
         return self.scores(member, choice) >= self.rules.similarity
-
-    def references(self, member: np.ndarray) -> np.ndarray:
-        """``[R, H]`` embeddings of the original (whole) texts of ``member`` (no window)."""
-        if self.rules.window:
-            raise ValueError("references() are the whole texts': this filter compares windows")
-        member = np.asarray(member, np.int64)
-        col, lo, hi = self._window(member, np.zeros(len(member), np.int64))
-        self._fill_reference(member, col, lo, hi)
-        return self._reference[member, 0]
-
-    def padded_lengths(self, budget: float) -> np.ndarray:
-        """``[N]`` encoder tokens each member may reach within ``budget``, as a length bucket."""
-        return shapes.bucket([padded_length(t, budget, self.encoder.max_length) for t in self.twins], self.encoder.max_length).astype(np.int64)
 
     def _fill_reference(self, member: np.ndarray, col: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
         need = ~self._have[member, col]

@@ -10,11 +10,10 @@ same ones the string-level check and the next attack use.
 
 * Black-box attacks send every candidate text of a search step, for all examples at once, to the
   scorer.
-* The gradient attack (:func:`run_gradient_group`) ranks the pairs of all examples with one batched
-  gradient pass, then sends the trials of every unfinished example of an iteration at once; its
-  bookkeeping between device batches runs in NumPy.
-* :attr:`Group.lengths` (the length each example may reach within the budget) sizes the single
-  program of :func:`gradient.gradient_attack` that the sweep runs.
+* The gradient attack (:func:`run_gradient_budgets`) ranks the pairs of all examples with one
+  batched gradient pass, then sends the trials of every unfinished example of an iteration at
+  once; its bookkeeping between device batches runs in NumPy. One search records its outcome at
+  several budgets (the sweep).
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ import jax
 import numpy as np
 
 from jaxrobust.attacks import gradient, shapes
-from jaxrobust.attacks.layout import ORIGINAL, AttackExample, Layout, longest_length, make_layout, padded_length, token_lengths
+from jaxrobust.attacks.layout import ORIGINAL, AttackExample, Layout, longest_length, make_layout, max_changes, padded_length, token_lengths
 from jaxrobust.attacks.victim import Victim, build_batch, model_inputs, predict, predict_grad, word_embeddings
 
 SLOT_STEP = 8
@@ -39,21 +38,14 @@ class Group:
 
     members: list[AttackExample]
     layout: Layout  # NumPy arrays, one row per member
-    lengths: np.ndarray  # [N] padded token length of each member (a length bucket, shapes.bucket)
-
-    def length_of(self, rows: np.ndarray) -> int:
-        """Token length of a device batch holding the members ``rows``."""
-        return int(self.lengths[rows].max())
 
 
 def make_group(tokenizer, items: Sequence[AttackExample], budget: float, max_length: int, num_candidates: int) -> Group:
-    """Lay out attackable ``items`` (room for the budget's growth included), shortest first."""
-    lengths = shapes.bucket([padded_length(ae, budget, max_length) for ae in items], max_length)
-    order = np.argsort(lengths, kind="stable")
+    """Lay out attackable ``items``, shortest first (by the length each may reach within ``budget``)."""
+    order = np.argsort([padded_length(ae, budget, max_length) for ae in items], kind="stable")
     members = [items[i] for i in order]
     slots = shapes.round_up(max(len(ae.slot_words) for ae in members), SLOT_STEP)
-    lay = make_layout(tokenizer, members, num_slots=slots, num_candidates=num_candidates)
-    return Group(members, lay, lengths[order].astype(np.int64))
+    return Group(members, make_layout(tokenizer, members, num_slots=slots, num_candidates=num_candidates))
 
 
 # The layout's program: cheap to compile, one per batch size and layout shape.
@@ -142,11 +134,16 @@ class Outcome:
     skipped: bool = False  # misclassified before the attack
 
 
-def run_gradient_group(
+def run_gradient_group(victim: Victim, params, group: Group, budget: float, **kwargs) -> list[Outcome]:
+    """The gradient attack on every member of ``group`` at one ``budget``: :func:`run_gradient_budgets`."""
+    return run_gradient_budgets(victim, params, group, [budget], **kwargs)[0]
+
+
+def run_gradient_budgets(
     victim: Victim,
     params,
     group: Group,
-    budget: float,
+    budgets: Sequence[float],
     *,
     batch_size: int,
     verify: int,
@@ -154,28 +151,45 @@ def run_gradient_group(
     chunk: int = 3,
     allowed=None,
     on_done: Callable[[int], None] = lambda n: None,
-) -> list[Outcome]:
-    """The gradient attack (:mod:`~jaxrobust.attacks.gradient`) on every member of ``group``.
+) -> list[list[Outcome]]:
+    """The gradient attack (:mod:`~jaxrobust.attacks.gradient`) on every member of ``group``, at
+    every one of ``budgets``: one outcome list per budget.
 
-    The iterations of :func:`gradient.gradient_attack`, driven from the host: each verifies the next
-    ``verify`` pairs of every unfinished example, ``chunk`` at a time, and an example whose
-    prediction flipped in one chunk verifies no more (it keeps the best flip so far). All examples'
-    trials share device batches, each as long as its longest row. A trial that fails the constraints
-    (``allowed``, see :class:`Scorer`) counts as verified but is never queried. The successes are those of
-    :func:`gradient.gradient_attack` (both stop an iteration's example at a flip within its
-    ``verify`` trials); the chosen flip may differ when several trials flip.
+    The iterations of :mod:`~jaxrobust.attacks.gradient`: each verifies the next ``verify`` pairs of
+    every unfinished example, ``chunk`` at a time, and an example whose prediction flipped in one
+    chunk verifies no more (it keeps the best flip so far). All examples' trials share device
+    batches, each as long as its longest row. A trial that fails the constraints (``allowed``, see
+    :class:`Scorer`) counts as verified but is never queried.
+
+    One search serves every budget: the budget only stops an example (when it has changed
+    ``max_changes(budget)`` words), never changes what it tries, so the search at the largest budget
+    passes through the state where each smaller budget's search stops. That state (choice and
+    queries so far) is recorded per budget; the outcomes equal separate searches at each budget.
     """
     scorer = Scorer(victim, params, group, chunk=batch_size, allowed=allowed)
     lay = group.layout
     N, W, K = lay.cand_len.shape
     labels = lay.labels
+    limits = np.stack([max_changes(lay.n_words, b) for b in budgets])  # [Bu, N] words each budget may change
+    recorded = np.zeros((len(budgets), N), bool)
+    final_choice = np.zeros((len(budgets), N, W), np.int32)
+    final_queries = np.zeros((len(budgets), N), np.int64)
+
+    def record(active: np.ndarray) -> None:
+        """Freeze, per budget, the rows whose search at that budget stops here."""
+        for b, limit in enumerate(limits):
+            stop = ~recorded[b] & ~(active & (state["changed"] < limit))
+            final_choice[b, stop], final_queries[b, stop] = state["choice"][stop], scorer.queries[stop]
+            recorded[b] |= stop
+
     depth = gradient.ranking_depth(lay.cand_len.shape, verify, max_iters)
     ranking = scorer.rank(np.arange(N), depth)
     p0, _, pairs = ranking
     state = gradient.initial_state(p0, labels, W, depth)
     finished = np.zeros(N, bool)
     for _ in range(max_iters):
-        active, open_ = gradient.active_rows(lay, ranking, state, budget)
+        active, open_ = gradient.active_rows(lay, ranking, state, max(budgets))
+        record(active)
         on_done(int((~active & ~finished).sum()))
         finished |= ~active
         rows = np.flatnonzero(active)
@@ -211,7 +225,10 @@ def run_gradient_group(
         state["true_p"][acc] = best_p[accept, labels[acc]]
         state["changed"][acc] += 1
         state["done"][acc] |= best_p[accept].argmax(-1) != labels[acc]
+    record(np.zeros(N, bool))  # max_iters reached: every search stops here
     on_done(int((~finished).sum()))
     skipped = p0.argmax(-1) != labels
-    queries = scorer.queries + 1  # the clean text, evaluated by the gradient pass
-    return [Outcome(state["choice"][i], p0[i], int(queries[i]), int(scorer.gradients[i]), bool(skipped[i])) for i in range(N)]
+    return [
+        [Outcome(choice[i], p0[i], int(queries[i]) + 1, int(scorer.gradients[i]), bool(skipped[i])) for i in range(N)]
+        for choice, queries in zip(final_choice, final_queries)  # + 1: the clean text, evaluated by the gradient pass
+    ]

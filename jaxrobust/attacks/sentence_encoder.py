@@ -72,15 +72,18 @@ class SentenceEncoder:
         self.dim = loaded.config.hidden_size
         tok = loaded.tokenizer
         self.static, self.params = split_model(loaded.model, tok.pad_token_id, tok.unk_token_id, max_length)
+        self._embedded: dict[str, np.ndarray] = {}  # text -> its unit row
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """``[len(texts), H]`` float32 unit rows."""
-        ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"] if len(texts) else []
-        out = np.zeros((len(texts), self.dim), np.float32)
+        """``[len(texts), H]`` float32 unit rows. Each distinct text is embedded once per encoder (the
+        same originals come back for every budget and run of a sweep)."""
+        new = [t for t in dict.fromkeys(texts) if t not in self._embedded]
+        ids = self.tokenizer(new, truncation=True, max_length=self.max_length)["input_ids"] if new else []
         for rows, padded, length in shapes.length_batches([len(i) for i in ids], self.batch_size, self.max_length):
             tokens = shapes.pad_tokens([ids[r] for r in padded], length, self.tokenizer.pad_token_id)
-            out[rows] = np.asarray(embed_batch(self.static, self.params, tokens))[: len(rows)]
-        return out
+            got = np.asarray(embed_batch(self.static, self.params, tokens))
+            self._embedded.update((new[r], row) for r, row in zip(rows, got))
+        return np.stack([self._embedded[t] for t in texts]) if len(texts) else np.zeros((0, self.dim), np.float32)
 
     def similarity(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
         """``[N]`` cosine similarity of each pair ``(a[i], b[i])``."""

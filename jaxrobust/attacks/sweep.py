@@ -1,29 +1,30 @@
-"""Accuracy under the gradient attack across budgets and runs, in one compiled program per length.
+"""Accuracy under the gradient attack across budgets and runs, sharing what they share.
 
-The budget of :func:`gradient.gradient_attack` is a traced scalar and the model enters as a
-parameter pytree, so ``vmap`` over budgets and over parameters stacked on a leading axis (runs of
-one architecture, e.g. the seeds of an experiment) turns the whole sweep into one program per shape
-length. Every final text is then checked on its re-tokenised string (:mod:`verify`), per run and
-budget, exactly as the ``attack`` command does.
+* **Budgets.** The budget only stops a search (at ``max_changes(budget)`` words changed), never
+  changes what it tries, so one search at the largest budget passes through the state where every
+  smaller budget's search stops (:func:`engine.run_gradient_budgets` records it): K budgets cost one
+  search, and their outcomes equal K separate attacks.
+* **Runs** (of one architecture and task, e.g. the seeds of an experiment) share the sampled
+  examples, their layout, the compiled programs, the similarity filter's embeddings of trial texts
+  (runs try many of the same texts) and the sentence encoder's embeddings of the final strings;
+  each run's own search runs its own model.
+* Every final text is checked on its re-tokenised string (:mod:`verify`), per run and budget, as
+  the ``attack`` command does, each distinct text once per run.
 
-Constraints: A2T's, as ``attack --attack gradient`` applies them (:mod:`.constraints`): the
-part-of-speech mask is in the candidates, and the whole-text similarity is computed inside the
-program, the sentence encoder reading the same choices from its own layout of the examples.
+The results equal ``attack --attack gradient`` at each budget on each run (tested).
 """
 
 from __future__ import annotations
 
-import functools
 import time
 from pathlib import Path
 from typing import Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxrobust import interrupt
-from jaxrobust.attacks import constraints, engine, gradient, verify
+from jaxrobust.attacks import constraints, engine, shapes, verify
 from jaxrobust.attacks.layout import prepare_examples
 from jaxrobust.attacks.run import Target, sample_indices
 from jaxrobust.errors import JaxRobustError
@@ -42,7 +43,8 @@ def parse_budgets(text: str) -> list[float]:
 
 
 def check_sweepable(targets: Sequence[Target]) -> None:
-    """Refuse runs that cannot be swept together: another architecture or another task."""
+    """Refuse runs that cannot be swept together (they share one layout of the examples): another
+    architecture or another task."""
     first = targets[0]
     for t in targets[1:]:
         if t.victim != first.victim or jax.tree.structure(t.params) != jax.tree.structure(first.params):
@@ -51,21 +53,6 @@ def check_sweepable(targets: Sequence[Target]) -> None:
             raise JaxRobustError(
                 f"cannot sweep runs of different tasks together: {t.source} is a {t.task.name} run, {first.source} a {first.task.name} run"
             )
-
-
-def stack_params(targets: Sequence[Target]):
-    """Parameters of ``targets`` stacked on a new leading axis (they must share one architecture)."""
-    check_sweepable(targets)
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *[t.params for t in targets])
-
-
-@functools.partial(jax.jit, static_argnames=("victim", "length", "verify", "max_iters", "encoder", "encoder_length"))
-def _sweep_program(victim, stacked, lay, budgets, similarity, *, length, verify, max_iters, encoder, encoder_length):
-    """``choice [R, Bu, N, W]`` for runs R (stacked params) x budgets Bu, all in one program."""
-    attack = functools.partial(gradient.gradient_attack, victim, length=length, verify=verify, max_iters=max_iters,
-                               similarity=similarity, encoder=encoder, encoder_length=encoder_length)
-    per_budget = jax.vmap(lambda params, b: attack(params, lay, b)["choice"], in_axes=(None, 0))
-    return jax.vmap(per_budget, in_axes=(0, None))(stacked, budgets)
 
 
 def sweep(
@@ -78,71 +65,49 @@ def sweep(
     k: int = 20,
     verify_top: int = 6,
     max_iters: int = 20,
-    batch_size: int = 32,
+    batch_size: int = shapes.ROWS,
     rules: constraints.Constraints = constraints.RECIPES["gradient"],
     encoder=None,
 ) -> dict:
     """Accuracy under attack ``[runs][budgets]`` on one seeded test sample; see :func:`write_sweep`.
     ``encoder`` (a :class:`~jaxrobust.attacks.sentence_encoder.SentenceEncoder`) computes the
-    similarity constraint of ``rules``: whole texts and cosine only, as A2T's."""
-    if rules.similarity is not None and (rules.window is not None or rules.metric != "cosine" or encoder is None):
-        raise JaxRobustError("sweep applies A2T's similarity constraint only: whole texts, cosine, with a sentence encoder")
+    similarity constraint of ``rules``."""
+    if rules.similarity is not None and encoder is None:
+        raise JaxRobustError("the similarity constraint needs a sentence encoder")
     if not budgets or any(not 0 < b <= 1 for b in budgets):
         raise JaxRobustError(f"budgets must be in (0, 1], got {list(budgets)}")
+    check_sweepable(targets)
     first = targets[0]
-    stacked = stack_params(targets)
-    test = first.test
-    indices = sample_indices(len(test), min(n, len(test)), seed)
-    examples = [test[i] for i in indices]
-    items = prepare_examples(first.tokenizer, examples, candidates_of, first.victim.max_length, k, same_pos=rules.pos)
+    indices = sample_indices(len(first.test), min(n, len(first.test)), seed)
+    items = prepare_examples(first.tokenizer, [first.test[i] for i in indices], candidates_of, first.victim.max_length, k, same_pos=rules.pos)
     for ae, index in zip(items, indices):
         ae.index = int(index)
     attackable = [ae for ae in items if ae.slot_words]
-    choices = {}  # (run, budget) -> {example index: choice}
-    start = time.perf_counter()
-    budget_arr = jnp.asarray(budgets, jnp.float32)
+    idle = [ae for ae in items if not ae.slot_words]
     group = engine.make_group(first.tokenizer, attackable, max(budgets), first.victim.max_length, k) if attackable else None
-    check = None
+    allowed = None
     if group is not None and rules.similarity is not None:
-        check = constraints.SimilarityFilter(encoder, group.members, rules, group.layout.cand_len.shape[1:])
-        reference = check.references(np.arange(len(group.members)))
-        encoder_lengths = check.padded_lengths(max(budgets))
-    for lo in range(0, len(attackable), batch_size):
-        rows = np.arange(lo, min(lo + batch_size, len(attackable)))
-        interrupt.check()  # Ctrl-C stops between device batches
-        similarity, encoder_length = None, 0
-        if check is not None:
-            similarity = dict(params=encoder.params, layout=check.layout.rows(rows), reference=reference[rows],
-                              threshold=np.float32(rules.similarity))
-            encoder_length = int(encoder_lengths[rows].max())
-        out = np.asarray(_sweep_program(
-            first.victim, stacked, group.layout.rows(rows), budget_arr, similarity,
-            length=group.length_of(rows), verify=verify_top, max_iters=max_iters,
-            encoder=encoder.static if check is not None else None, encoder_length=encoder_length,
-        ))
-        for r in range(len(targets)):
-            for b in range(len(budgets)):
-                for row, member in enumerate(rows):
-                    choices.setdefault((r, b), {})[group.members[member].index] = out[r, b, row]
-    seconds = time.perf_counter() - start
+        allowed = constraints.SimilarityFilter(encoder, group.members, rules, group.layout.cand_len.shape[1:]).allowed
+    start = time.perf_counter()
     accuracy = np.zeros((len(targets), len(budgets)))
     clean = np.zeros(len(targets))
-    for r, target in enumerate(targets):
-        # The sweep kept no clean probabilities: take them from the strings, once per run.
-        clean_probs = verify.string_probs(target.victim, target.params, target.tokenizer, [ae.example for ae in items])
-        for b, budget in enumerate(budgets):
-            picked = choices.get((r, b), {})
-            outcomes = [
-                engine.Outcome(picked[ae.index], p, 0) if ae.index in picked else None
-                for ae, p in zip(items, clean_probs)
-            ]
-            records = verify.check(target.victim, target.params, target.tokenizer, items, outcomes, budget, rules=rules, encoder=encoder)
-            correct = [not (r_["skipped"] and r_["reason"] == "misclassified") for r_ in records]
-            accuracy[r, b] = np.mean([c and not r_["success"] for c, r_ in zip(correct, records)])
+    for r, t in enumerate(targets):
+        interrupt.check()  # Ctrl-C stops between runs too (and between device batches inside)
+        per_budget = [[] for _ in budgets]
+        if group is not None:
+            outcomes = engine.run_gradient_budgets(t.victim, t.params, group, budgets, batch_size=batch_size,
+                                                   verify=verify_top, max_iters=max_iters, allowed=allowed)
+            per_budget = verify.check_budgets(t.victim, t.params, t.tokenizer, group.members, outcomes, budgets,
+                                              rules=rules, encoder=encoder, batch_size=batch_size)
+        untouched = verify.check(t.victim, t.params, t.tokenizer, idle, [None] * len(idle), max(budgets), batch_size=batch_size)
+        for b, records in enumerate(per_budget):
+            records = records + untouched
+            correct = [not (x["skipped"] and x["reason"] == "misclassified") for x in records]
+            accuracy[r, b] = np.mean([c and not x["success"] for c, x in zip(correct, records)])
             clean[r] = np.mean(correct)
     return dict(
         runs=[t.source for t in targets], budgets=list(map(float, budgets)), n=len(items),
-        clean_accuracy=clean.tolist(), accuracy_under_attack=accuracy.tolist(), seconds=seconds,
+        clean_accuracy=clean.tolist(), accuracy_under_attack=accuracy.tolist(), seconds=time.perf_counter() - start,
         task=first.task.name, k=k, constraints=rules.tag,
     )
 

@@ -57,53 +57,79 @@ def check(
     perturbed_probs, success, skipped, reason, constraint_failed, queries, gradients, n_words,
     words_changed, clean_prob_true, low_confidence`` (see :func:`report.is_low_confidence`).
     """
+    return check_budgets(victim, params, tokenizer, items, [outcomes], [budget], rules, encoder, batch_size)[0]
+
+
+def check_budgets(
+    victim: Victim,
+    params,
+    tokenizer,
+    items: Sequence[AttackExample],
+    outcome_lists: Sequence[Sequence[Outcome | None]],
+    budgets: Sequence[float],
+    rules: constraints.Constraints | None = None,
+    encoder=None,
+    batch_size: int = shapes.ROWS,
+) -> list[list[dict]]:
+    """:func:`check` of the outcomes of ``items`` at each of ``budgets`` (one list per budget, as a
+    sweep's search gives them): every distinct final text is run through the model, and its
+    constraints checked, once."""
     if not items:
-        return []
-    finals = [ae.perturbed_example(o.choice) if o is not None else ae.example for ae, o in zip(items, outcomes)]
-    subs_of = [ae.substitutions(o.choice) if o is not None else [] for ae, o in zip(items, outcomes)]
+        return [[] for _ in budgets]
+    key = lambda i, o: (i, None if o is None else np.asarray(o.choice).tobytes())
+    finals, subs_of = {}, {}  # by (item, choice)
+    for outcomes in outcome_lists:
+        for i, (ae, o) in enumerate(zip(items, outcomes)):
+            if key(i, o) not in finals:
+                finals[key(i, o)] = ae.perturbed_example(o.choice) if o is not None else ae.example
+                subs_of[key(i, o)] = ae.substitutions(o.choice) if o is not None else []
     # A text the attack left unchanged keeps its clean probabilities; only texts that were never
     # evaluated (nothing attackable) or were changed go through the model again.
-    rerun = [i for i, (o, subs) in enumerate(zip(outcomes, subs_of)) if o is None or subs]
-    final_probs = [o.orig_probs if o is not None else None for o in outcomes]
-    if rerun:
-        for i, p in zip(rerun, string_probs(victim, params, tokenizer, [finals[i] for i in rerun], batch_size)):
-            final_probs[i] = p
-    records = []
-    for ae, o, final, p, subs in zip(items, outcomes, finals, final_probs, subs_of):
-        label = ae.example.label
-        original_probs = o.orig_probs if o is not None else p
-        misclassified = int(np.argmax(original_probs)) != label
-        if misclassified:
-            reason = "misclassified"
-        elif o is None:
-            reason = "no attackable word"
-        else:
-            reason = ""
-        _check_constraints(ae, o, budget)
-        record = dict(
-            index=ae.index,
-            label=label,
-            original_text=ae.text,
-            perturbed_text=final.text_b if final.text_b is not None else final.text,
-            substitutions=[list(s) for s in subs],
-            original_probs=[float(x) for x in original_probs],
-            perturbed_probs=[float(x) for x in p],
-            success=bool(not misclassified and subs and int(np.argmax(p)) != label),
-            skipped=bool(reason),
-            reason=reason,
-            queries=int(o.queries) if o is not None else 1,
-            gradients=int(o.gradients) if o is not None else 0,
-            n_words=ae.n_words,
-            words_changed=len(subs),
-            constraint_failed="",
-        )
-        record.update(clean_prob_true=report.clean_prob_true(record), low_confidence=report.is_low_confidence(record))
-        records.append(record)
-    flips = [r for r in records if r["success"]]
-    if flips and rules is not None:
-        for r, failed in zip(flips, failed_constraints(flips, rules, encoder)):
-            r["constraint_failed"], r["success"] = failed, not failed
-    return records
+    rerun = [k for k in finals if k[1] is None or subs_of[k]]
+    final_probs = dict(zip(rerun, string_probs(victim, params, tokenizer, [finals[k] for k in rerun], batch_size))) if rerun else {}
+    lists = []
+    for outcomes, budget in zip(outcome_lists, budgets):
+        records = []
+        for i, (ae, o) in enumerate(zip(items, outcomes)):
+            k = key(i, o)
+            _check_constraints(ae, o, budget)
+            records.append(_record(ae, o, finals[k], final_probs.get(k, o.orig_probs if o is not None else None), subs_of[k]))
+        lists.append(records)
+    if rules is not None:
+        flips = [(key(i, o), r) for records, outcomes in zip(lists, outcome_lists)
+                 for i, (r, o) in enumerate(zip(records, outcomes)) if r["success"]]
+        distinct = dict(flips)
+        failed = dict(zip(distinct, failed_constraints(list(distinct.values()), rules, encoder)))
+        for k, r in flips:
+            r["constraint_failed"], r["success"] = failed[k], not failed[k]
+    return lists
+
+
+def _record(ae: AttackExample, o: Outcome | None, final, p: np.ndarray, subs: list) -> dict:
+    """The record of one example's final text ``final`` with probabilities ``p`` (see :func:`check`)."""
+    label = ae.example.label
+    original_probs = o.orig_probs if o is not None else p
+    misclassified = int(np.argmax(original_probs)) != label
+    reason = "misclassified" if misclassified else "no attackable word" if o is None else ""
+    record = dict(
+        index=ae.index,
+        label=label,
+        original_text=ae.text,
+        perturbed_text=final.text_b if final.text_b is not None else final.text,
+        substitutions=[list(s) for s in subs],
+        original_probs=[float(x) for x in original_probs],
+        perturbed_probs=[float(x) for x in p],
+        success=bool(not misclassified and subs and int(np.argmax(p)) != label),
+        skipped=bool(reason),
+        reason=reason,
+        queries=int(o.queries) if o is not None else 1,
+        gradients=int(o.gradients) if o is not None else 0,
+        n_words=ae.n_words,
+        words_changed=len(subs),
+        constraint_failed="",
+    )
+    record.update(clean_prob_true=report.clean_prob_true(record), low_confidence=report.is_low_confidence(record))
+    return record
 
 
 def failed_constraints(records: Sequence[dict], rules: constraints.Constraints, encoder) -> list[str]:

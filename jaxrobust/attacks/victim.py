@@ -1,7 +1,8 @@
 """The model under attack, as pure functions of its parameters.
 
-Attacks take the model as ``(graphdef, params)`` (``nnx.split``) so that a jitted attack can be
-vmapped over stacked parameters of several runs (:mod:`jaxrobust.attacks.sweep`).
+Attacks take the model as ``(graphdef, params)`` (``nnx.split``): the compiled programs are keyed
+by the architecture (``graphdef``) and the token shapes, and the weights are an argument, so runs
+of one architecture (a sweep's, a study's) share every program.
 """
 
 from __future__ import annotations
