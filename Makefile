@@ -32,6 +32,7 @@ experiment: install
 bench: install
 	$(PY) bench/finetune_vs_pytorch.py
 	$(PY) bench/attack_vs_textattack.py
+	$(PY) bench/sweep_vs_attacks.py
 	$(PY) bench/objectives_step_time.py
 	$(PY) bench/synonym_quality.py
 
