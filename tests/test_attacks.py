@@ -194,6 +194,29 @@ def test_an_attack_compiles_a_few_programs_whatever_its_texts(target, tiny_model
     assert not set(again) & MODEL_PROGRAMS, again
 
 
+def test_the_warmup_compiles_the_programs_the_attack_then_uses(target, caplog):
+    """Run in the background before the attack, the warm-up leaves the search no model program to
+    compile, and the attack's results are those of an attack without it."""
+    from jaxrobust.attacks import warmup
+    from jaxrobust.data.encoding import encode
+
+    test, indices = _test_examples(target)
+    # Three rows per batch, a size no other test uses: nothing is compiled for it before this test.
+    settings = AttackSettings(attack="gradient", synonyms="unused", n=len(test), budget=0.5, k=3, batch_size=3, constraints="none")
+    attack = lambda: attack_examples(target.victim, target.params, target.tokenizer, test, indices, candidates_of, settings, progress=False)[0]
+    lengths = [e.length for e in encode(target.tokenizer, test, target.victim.max_length)]
+    ahead = warmup.start_victim(target.victim, target.params, lengths, 3, gradient=True)
+    ahead.join()
+    assert ahead.error is None
+    records = []
+    names = _compiled(caplog, lambda: records.append(attack()))
+    assert not set(names) & MODEL_PROGRAMS, names
+    assert set(names) & LAYOUT_PROGRAMS  # the check sees this attack's compilations
+    other = dataclasses.replace(settings, batch_size=8)
+    again = attack_examples(target.victim, target.params, target.tokenizer, test, indices, candidates_of, other, progress=False)[0]
+    assert [r["perturbed_text"] for r in records[0]] == [r["perturbed_text"] for r in again]
+
+
 def _median_swap_similarity(target, test, encoder) -> float:
     """The median whole-text similarity, under ``encoder``, of the single substitutions of ``test``:
     a threshold that half of the trials fail."""

@@ -17,11 +17,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxrobust import assets
-from jaxrobust.attacks import ascc_attack, blackbox, constraints, engine, pos, report, shapes, synonyms, verify, wordnet
+from jaxrobust.attacks import ascc_attack, blackbox, constraints, engine, pos, report, shapes, synonyms, verify, warmup, wordnet
 from jaxrobust.attacks.layout import prepare_examples
 from jaxrobust.attacks.sentence_encoder import DEFAULT_ENCODER, SentenceEncoder
 from jaxrobust.attacks.validity import validity
 from jaxrobust.attacks.victim import Victim
+from jaxrobust.data.encoding import encode
 from jaxrobust.data.tasks import Example
 from jaxrobust.errors import JaxRobustError
 from jaxrobust.outputs import REPORT_FILES, check_output_dir, claim_output_dir
@@ -134,8 +135,11 @@ def attack_examples(
     candidates_of,
     settings: AttackSettings,
     progress: bool = True,
+    warmups: Sequence[warmup.Warmup] = (),
 ) -> tuple[list[dict], float]:
-    """Attack ``examples`` (``indices``: their positions in the split); records and wall seconds."""
+    """Attack ``examples`` (``indices``: their positions in the split); records and wall seconds.
+    ``warmups``: programs being compiled in the background (:mod:`.warmup`), waited for before the
+    search."""
     start = time.perf_counter()
     rules = settings.rules
     items = prepare_examples(tokenizer, examples, candidates_of, victim.max_length, settings.k, same_pos=rules.pos)
@@ -152,6 +156,8 @@ def attack_examples(
             group = engine.make_group(tokenizer, attackable, settings.budget, victim.max_length, settings.k)
             encoder = _encoder(settings.encoder, settings.batch_size) if rules.similarity is not None else None
             allowed = None if encoder is None else constraints.SimilarityFilter(encoder, group.members, rules, group.layout.cand_len.shape[1:]).allowed
+            for w in warmups:
+                w.join()
             outcomes = _run_group(victim, params, group, settings, bar, allowed)
             checked = verify.check(victim, params, tokenizer, group.members, outcomes, settings.budget,
                                    rules=rules, encoder=encoder, batch_size=settings.batch_size)
@@ -291,11 +297,16 @@ def run_attack(target: Target, settings: AttackSettings, table, out_dir: Path, p
     test = target.test
     settings = fit_to_split(settings, len(test))
     check_output_dir(out_dir, REPORT_FILES)  # never replaces a user's files: fails before the attack
-    load_validity_models(settings)
     indices = sample_indices(len(test), settings.n, settings.seed)
+    examples = [test[i] for i in indices]
+    # The model programs compile in the background while the validity models load (module warmup).
+    lengths = [e.length for e in encode(target.tokenizer, examples, target.victim.max_length)]
+    warmups = [warmup.start_victim(target.victim, target.params, lengths, settings.batch_size, gradient=settings.attack == "gradient")]
+    load_validity_models(settings)
+    if settings.rules.similarity is not None:
+        warmups.append(warmup.start_encoder(_encoder(settings.encoder, settings.batch_size), [e.text if e.text_b is None else e.text_b for e in examples]))
     records, seconds = attack_examples(
-        target.victim, target.params, target.tokenizer, [test[i] for i in indices], indices,
-        table.candidates, settings, progress,
+        target.victim, target.params, target.tokenizer, examples, indices, table.candidates, settings, progress, warmups,
     )
     return write_results(
         out_dir, records, seconds, settings, target.task.label_names,

@@ -25,6 +25,20 @@ class Victim:
     unk_id: int
     max_length: int  # the length the model was trained with; longer sequences are truncated
 
+    def __hash__(self) -> int:
+        # Every jitted call hashes its static arguments; hashing a graphdef walks the whole model
+        # (about 6 ms for MiniLM-L6, thousands of calls per attack), so the hash is computed once.
+        if "_hash" not in self.__dict__:
+            object.__setattr__(self, "_hash", hash((self.graphdef, self.pad_id, self.unk_id, self.max_length)))
+        return self.__dict__["_hash"]
+
+    def __eq__(self, other) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, Victim) or hash(self) != hash(other):
+            return False
+        return (self.graphdef, self.pad_id, self.unk_id, self.max_length) == (other.graphdef, other.pad_id, other.unk_id, other.max_length)
+
 
 def split_model(model: nnx.Module, pad_id: int, unk_id: int, max_length: int) -> tuple[Victim, nnx.State]:
     """``(Victim, params)`` of ``model`` in eval mode (dropout off)."""
