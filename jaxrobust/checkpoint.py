@@ -25,7 +25,9 @@ def _state(name: str, obj) -> nnx.State:
 
 
 def _abstract(tree):
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)
+    # A model built abstractly (nnx.eval_shape) has no sharding yet: it is restored onto the default device.
+    default = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None) or default), tree)
 
 
 class Checkpoints:

@@ -38,6 +38,7 @@ from jaxrobust.data.tasks import SPLIT_SEED, Example, Task, get_task
 from jaxrobust.errors import HubUnreachable, JaxRobustError
 from jaxrobust.io import MetricsLog, write_json_atomic
 from jaxrobust.models import LoadedClassifier, load_classifier
+from jaxrobust.models.loading import fill_abstract
 from jaxrobust.objectives import get_objective
 from jaxrobust.objectives.ft import classifier_logits
 from jaxrobust.objectives.infonce import balanced_batches
@@ -168,12 +169,13 @@ def take_subset(items: list, n: int) -> list:
     return [items[i] for i in keep]
 
 
-def prepare(config: ml_collections.ConfigDict) -> Prepared:
-    """Task splits encoded for the model named in ``config``, and the model itself."""
+def prepare(config: ml_collections.ConfigDict, pretrained: bool = True) -> Prepared:
+    """Task splits encoded for the model named in ``config``, and the model itself: with its
+    pretrained weights, or (``pretrained=False``) abstract, for a checkpoint to fill."""
     try:
         task = task_of(config)
         splits = task.load()
-        classifier = load_classifier(config.model, task.num_labels, seed=config.seed)
+        classifier = load_classifier(config.model, task.num_labels, seed=config.seed, weights=pretrained)
     except HubUnreachable as e:
         if not config.offline_alternative:
             raise
@@ -539,12 +541,14 @@ def load_run(workdir: str | os.PathLike) -> tuple[ml_collections.ConfigDict, Pre
     except (ValueError, TypeError, KeyError) as e:
         raise JaxRobustError(f"{workdir / 'config.json'} is not a valid run config ({e})") from None
     config.buckets, config.label_names = tuple(config.buckets), tuple(config.label_names)
-    prepared = prepare(config)
+    prepared = prepare(config, pretrained=False)  # every parameter comes from the checkpoint
     checkpoints = Checkpoints(best, keep=1)
     step = checkpoints.latest_step()
     if step is None:
         raise JaxRobustError(f"{workdir} has no best-on-dev checkpoint yet")
-    checkpoints.restore(step, {"model": prepared.classifier.model})
+    model = prepared.classifier.model
+    checkpoints.restore(step, {"model": model})
     checkpoints.close()
-    prepared.classifier.model.eval()
+    fill_abstract(model, config.seed, params=False)  # its dropout streams (not checkpointed)
+    model.eval()
     return config, prepared

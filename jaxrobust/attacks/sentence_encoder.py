@@ -66,7 +66,7 @@ class SentenceEncoder:
 
         if batch_size < 1 or max_length < 2:
             raise JaxRobustError(f"sentence encoder needs batch_size >= 1 and max_length >= 2, got {batch_size} and {max_length}")
-        loaded = load_classifier(ref)  # only the encoder is used: a missing classification head is irrelevant
+        loaded = load_classifier(ref, random_head=False)  # only the encoder is used: a missing head is left zeros
         self.ref, self.tokenizer = ref, loaded.tokenizer
         self.max_length, self.batch_size = max_length, batch_size
         self.dim = loaded.config.hidden_size

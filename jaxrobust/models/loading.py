@@ -9,6 +9,9 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from jaxrobust import assets
@@ -70,23 +73,53 @@ def load_tokenizer(path: Path):
         raise JaxRobustError(f"no usable tokenizer in {path}: {str(e).splitlines()[0]}") from e
 
 
-def load_classifier(ref: str, num_labels: int | None = None, *, seed: int = 0, tokenizer: bool = True) -> LoadedClassifier:
+def load_classifier(
+    ref: str, num_labels: int | None = None, *, seed: int = 0, tokenizer: bool = True, weights: bool = True, random_head: bool = True
+) -> LoadedClassifier:
     """Model + tokenizer + config from a directory, ``bundle:ID`` or hub id.
 
-    The encoder must be complete in the checkpoint; a missing head is initialised from ``seed``.
-    A jaxrobust training run's directory gives its best-on-dev classifier. The model is returned in
-    eval mode (dropout off); call ``model.train()`` to train it.
+    The encoder must be complete in the checkpoint; a missing head is initialised from ``seed``
+    (``random_head``) or, for a caller that never reads the head (the sentence encoder), zeros.
+    ``weights=False`` reads no weights: every parameter is left abstract, for the caller to restore
+    from its own checkpoint (a training run's). A training run's directory gives its best-on-dev
+    classifier. The model is returned in eval mode (dropout off); call ``model.train()`` to train it.
+
+    The model is built abstractly (``nnx.eval_shape``) and filled with the checkpoint's tensors, so
+    nothing is initialised at random that is then overwritten -- except a random head, whose
+    values follow the whole model's initialisation from ``seed`` (so it is built for real).
     """
     path = assets.resolve(ref)
     if is_run_dir(path):
         return _run_classifier(path, num_labels)
     hf_config = load_hf_config(path, num_labels)
     cfg = EncoderConfig.from_hf(hf_config, num_labels)
-    weights = read_safetensors(weight_files(path))
-    model = SequenceClassifier(cfg, rngs=nnx.Rngs(params=seed, dropout=seed))
-    fresh = load_hf_weights(model, cfg, weights, source=str(path))
+    build = lambda: SequenceClassifier(cfg, rngs=nnx.Rngs(params=seed, dropout=seed))
+    model, fresh = nnx.eval_shape(build), []
+    if weights:
+        tensors = read_safetensors(weight_files(path))
+        fresh = load_hf_weights(model, cfg, tensors, source=str(path))
+        if fresh and random_head:
+            model = build()
+            load_hf_weights(model, cfg, tensors, source=str(path))
+        else:
+            fill_abstract(model, seed)
     model.eval()
     return LoadedClassifier(model, load_tokenizer(path) if tokenizer else None, cfg, hf_config, path, fresh)
+
+
+def fill_abstract(model: nnx.Module, seed: int, params: bool = True) -> None:
+    """Give the variables of ``model`` still abstract (from ``nnx.eval_shape``) values: zeros for
+    parameters (only if ``params``), and for dropout's RNG streams a key of ``seed`` (training
+    reseeds them every step, :mod:`jaxrobust.checkpoint`)."""
+    key = jax.random.key(seed)
+    for _, var in nnx.iter_graph(model):
+        if isinstance(var, nnx.Variable) and isinstance(var.get_value(), jax.ShapeDtypeStruct):
+            if isinstance(var, nnx.RngKey):
+                var.set_value(key)
+            elif isinstance(var, nnx.RngCount):
+                var.set_value(jnp.zeros((), var.get_value().dtype))
+            elif params:
+                var.set_value(jax.device_put(np.zeros(var.get_value().shape, var.get_value().dtype)))
 
 
 def _run_classifier(run: Path, num_labels: int | None) -> LoadedClassifier:
