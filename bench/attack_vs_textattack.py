@@ -60,15 +60,13 @@ from jaxrobust.attacks.run import AttackSettings, attack_examples, load_target, 
 from jaxrobust.attacks.sentence_encoder import DEFAULT_ENCODER
 from jaxrobust.attacks.synonyms import load_synonyms
 from jaxrobust.configs import load_config
-from jaxrobust.io import write_json_atomic, write_text_atomic
 from jaxrobust.models import export_classifier
 from jaxrobust.train import is_stale, train_and_evaluate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from finetune_vs_pytorch import machine  # noqa: E402
+from finetune_vs_pytorch import RESULTS, machine, write_results  # noqa: E402
 from textattack_env import ensure_textattack_env, run_textattack  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 # name: (our attack, TextAttack recipe, candidate source, top-k, min cosine)
 CONFIGS = {
     "a2t_like": ("gradient", "a2t_like", "wordnet-cf", 20, 0.8),
@@ -265,10 +263,7 @@ def main() -> None:
         "matmul_peak_gflops": round(peak / 1e9, 1),
         "configs": rows,
     }
-    RESULTS.mkdir(exist_ok=True)
-    write_json_atomic(RESULTS / "attack_vs_textattack.json", result)
-    write_text_atomic(RESULTS / "attack_vs_textattack.md", markdown(result))
-    print(markdown(result))
+    write_results("attack_vs_textattack", result, markdown(result))
 
 
 def markdown(result: dict) -> str:

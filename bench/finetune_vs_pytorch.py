@@ -37,6 +37,15 @@ def machine() -> str:
     return f"{os.cpu_count()}-core {model}, CPU only"
 
 
+def write_results(name: str, result: dict, table: str) -> None:
+    """``bench/results/NAME.json`` (``result``) and ``NAME.md`` (``table``), each written whole; the
+    table is printed too."""
+    RESULTS.mkdir(exist_ok=True)
+    write_json_atomic(RESULTS / f"{name}.json", result)
+    write_text_atomic(RESULTS / f"{name}.md", table)
+    print(table)
+
+
 def run_jaxrobust(config, workdir: Path) -> dict:
     """Train (or resume/reuse) the jaxrobust run; its results.json holds the numbers. A run of this
     config on a split that has since changed is trained again."""

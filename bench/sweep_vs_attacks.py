@@ -29,13 +29,11 @@ import time
 from pathlib import Path
 
 from jaxrobust.configs import load_config
-from jaxrobust.io import write_json_atomic, write_text_atomic
 from jaxrobust.train import is_stale, train_and_evaluate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from finetune_vs_pytorch import machine  # noqa: E402
+from finetune_vs_pytorch import machine, write_results  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 BUDGETS = {4: (0.05, 0.1, 0.2, 0.3), 8: (0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3)}
 RUNS = (2, 4)
 RUN_BUDGET = 0.1
@@ -109,10 +107,7 @@ def main() -> None:
         row["ratio"] = round(row["sweep_seconds"] / row["separate_seconds"], 3)
     result = dict(machine=machine(), date=time.strftime("%Y-%m-%d"), n=args.n, rows=rows,
                   goals={"budgets": 0.5, "runs": 0.7})
-    RESULTS.mkdir(exist_ok=True)
-    write_json_atomic(RESULTS / "sweep_vs_attacks.json", result)
-    write_text_atomic(RESULTS / "sweep_vs_attacks.md", markdown(result))
-    print(markdown(result))
+    write_results("sweep_vs_attacks", result, markdown(result))
 
 
 def markdown(result: dict) -> str:
