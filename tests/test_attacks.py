@@ -357,3 +357,25 @@ def test_report_is_named_after_the_examples_attacked(tmp_path, capsys):
 def test_target_flags_that_would_be_ignored_are_refused(kwargs, message):
     with pytest.raises(JaxRobustError, match=message):
         load_target(**kwargs)
+
+
+def test_progress_shows_the_success_rate_only_once_attacked_examples_are_checked():
+    """Texts without an attackable word come first; the bar must not show their 0 % as the attack's
+    success rate for the whole search."""
+    from jaxrobust.attacks.run import _collect
+
+    class Bar:
+        postfix = None
+
+        def update(self, n):
+            pass
+
+        def set_postfix(self, **kw):
+            self.postfix = kw
+
+    bar, into = Bar(), {}
+    idle = dict(index=0, skipped=True, reason="no attackable word", success=False)
+    _collect(into, [idle], bar)
+    assert bar.postfix is None
+    _collect(into, [dict(index=1, skipped=False, reason="", success=True)], bar, count=False)
+    assert bar.postfix == {"success": "50.0%"}

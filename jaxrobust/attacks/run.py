@@ -190,7 +190,9 @@ def _collect(into: dict, records: list[dict], bar, count: bool = True) -> None:
         bar.update(len(records))
     done = list(into.values())
     correct = sum(not (r["skipped"] and r["reason"] == "misclassified") for r in done)
-    if correct:
+    # Shown once attacked examples are checked: texts without an attackable word alone would show
+    # 0 % for the whole search.
+    if correct and any(not r["skipped"] for r in done):
         bar.set_postfix(success=f"{sum(r['success'] for r in done) / correct:.1%}")
 
 
