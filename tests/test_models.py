@@ -110,3 +110,29 @@ def test_base_size_shapes_without_memory(family, size):
     assert out.logits.shape == (4, 2)
     assert out.pooled.shape == (4, 768) and out.last_hidden_state.shape == (4, 128, 768)
     assert len(out.hidden_states) == 13 and out.hidden_states[-1].shape == (4, 128, 768)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_config_defaults_are_transformers_defaults(family):
+    """A config.json that leaves a key out reads as transformers' own config class would read it."""
+    from transformers import AutoConfig
+
+    from jaxrobust.models.config import HF_DEFAULTS
+
+    theirs = AutoConfig.for_model(family).to_dict()
+    assert {k: theirs[k] for k in HF_DEFAULTS[family]} == HF_DEFAULTS[family]
+    assert EncoderConfig.from_hf({"model_type": family}) == EncoderConfig.from_hf(theirs)
+
+
+def test_loading_and_export_never_import_torch(tiny_model_dir, tmp_path):
+    """Reading a model directory and exporting it use no PyTorch (importing it costs seconds)."""
+    import subprocess
+    import sys
+
+    directory, _ = tiny_model_dir("roberta")
+    script = (
+        "import sys\nfrom jaxrobust.models import load_classifier, export_classifier\n"
+        f"export_classifier(load_classifier({str(directory)!r}), {str(tmp_path / 'out')!r})\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)

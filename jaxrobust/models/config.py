@@ -1,7 +1,9 @@
-"""The encoder configuration, built from (and checked against) a Hugging Face config.
+"""The encoder configuration, built from (and checked against) a Hugging Face ``config.json``.
 
 Every Hugging Face attribute that changes the computation is either ported or rejected here: a
 checkpoint that needs something the port lacks fails at load time instead of giving wrong numbers.
+The file is read as plain JSON, not through ``transformers.AutoConfig``: that imports PyTorch
+(seconds of every command's start) for nothing the port needs.
 """
 
 from __future__ import annotations
@@ -19,6 +21,18 @@ FAMILIES: dict[str, dict[str, Any]] = {
     "bert": dict(positions="absolute", head="pooler", relative_buckets=0, prefix="bert."),
     "roberta": dict(positions="padded", head="dense_tanh", relative_buckets=0, prefix="roberta."),
     "mpnet": dict(positions="padded", head="dense_tanh", relative_buckets=32, prefix="mpnet."),
+}
+
+# The defaults of transformers' config classes for the keys read here: a config.json that
+# transformers wrote lists them all, a hand-written one may leave them out (checked in the tests).
+_COMMON_DEFAULTS = dict(
+    hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, hidden_act="gelu",
+    hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, max_position_embeddings=512, layer_norm_eps=1e-12,
+)
+HF_DEFAULTS: dict[str, dict[str, Any]] = {
+    "bert": dict(_COMMON_DEFAULTS, vocab_size=30522, type_vocab_size=2, pad_token_id=0, classifier_dropout=None),
+    "roberta": dict(_COMMON_DEFAULTS, vocab_size=50265, type_vocab_size=2, pad_token_id=1, classifier_dropout=None),
+    "mpnet": dict(_COMMON_DEFAULTS, vocab_size=30527, pad_token_id=1, relative_attention_num_buckets=32),
 }
 
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "swish")
@@ -61,47 +75,54 @@ class EncoderConfig:
         return self.hidden_size // self.num_heads
 
     @classmethod
-    def from_hf(cls, hf_config, num_labels: int | None = None) -> "EncoderConfig":
-        """Build from a ``transformers`` config object, rejecting what the port cannot compute."""
-        model_type = getattr(hf_config, "model_type", None)
+    def from_hf(cls, hf_config: dict[str, Any], num_labels: int | None = None) -> "EncoderConfig":
+        """Build from the dict of a ``config.json``, rejecting what the port cannot compute."""
+        model_type = hf_config.get("model_type")
         if model_type not in FAMILIES:
             raise JaxRobustError(
                 f"unsupported architecture model_type={model_type!r}; supported: {', '.join(FAMILIES)}"
             )
         for name, allowed in _UNSUPPORTED_UNLESS.items():
-            value = getattr(hf_config, name, None)
+            value = hf_config.get(name)
             if value not in allowed:
                 raise JaxRobustError(f"config attribute {name}={value!r} is not supported by the {model_type} port")
-        if hf_config.hidden_act not in ACTIVATIONS:
+        get = lambda key: hf_config.get(key, HF_DEFAULTS[model_type].get(key))
+        if get("hidden_act") not in ACTIVATIONS:
             raise JaxRobustError(
-                f"config attribute hidden_act={hf_config.hidden_act!r} is not supported; use one of {ACTIVATIONS}"
+                f"config attribute hidden_act={get('hidden_act')!r} is not supported; use one of {ACTIVATIONS}"
             )
-        if hf_config.hidden_size % hf_config.num_attention_heads:
+        if get("hidden_size") % get("num_attention_heads"):
             raise JaxRobustError("config hidden_size is not a multiple of num_attention_heads")
-        if model_type == "mpnet" and hf_config.relative_attention_num_buckets != 32:
+        if model_type == "mpnet" and get("relative_attention_num_buckets") != 32:
             # transformers always buckets relative positions into 32, whatever the table size.
             raise JaxRobustError("config attribute relative_attention_num_buckets must be 32 for mpnet")
-        labels = num_labels if num_labels is not None else hf_config.num_labels
+        labels = num_labels if num_labels is not None else hf_num_labels(hf_config)
         if labels < 1:
             raise JaxRobustError(f"num_labels must be >= 1, got {labels}")
-        hidden_dropout = hf_config.hidden_dropout_prob
-        classifier_dropout = getattr(hf_config, "classifier_dropout", None)
+        hidden_dropout = get("hidden_dropout_prob")
+        classifier_dropout = get("classifier_dropout")
         return cls(
             model_type=model_type,
-            vocab_size=hf_config.vocab_size,
-            hidden_size=hf_config.hidden_size,
-            num_layers=hf_config.num_hidden_layers,
-            num_heads=hf_config.num_attention_heads,
-            intermediate_size=hf_config.intermediate_size,
-            hidden_act=hf_config.hidden_act,
-            max_position_embeddings=hf_config.max_position_embeddings,
-            type_vocab_size=0 if model_type == "mpnet" else hf_config.type_vocab_size,
-            layer_norm_eps=hf_config.layer_norm_eps,
+            vocab_size=get("vocab_size"),
+            hidden_size=get("hidden_size"),
+            num_layers=get("num_hidden_layers"),
+            num_heads=get("num_attention_heads"),
+            intermediate_size=get("intermediate_size"),
+            hidden_act=get("hidden_act"),
+            max_position_embeddings=get("max_position_embeddings"),
+            type_vocab_size=0 if model_type == "mpnet" else get("type_vocab_size"),
+            layer_norm_eps=get("layer_norm_eps"),
             hidden_dropout=hidden_dropout,
-            attention_dropout=hf_config.attention_probs_dropout_prob,
+            attention_dropout=get("attention_probs_dropout_prob"),
             # MPNet's head ignores classifier_dropout; BERT and RoBERTa fall back to hidden dropout.
             classifier_dropout=hidden_dropout if classifier_dropout is None or model_type == "mpnet" else classifier_dropout,
             # MPNet hard-codes its padding index to 1 whatever the config says.
-            pad_token_id=1 if model_type == "mpnet" else (hf_config.pad_token_id or 0),
+            pad_token_id=1 if model_type == "mpnet" else (get("pad_token_id") or 0),
             num_labels=labels,
         )
+
+
+def hf_num_labels(hf_config: dict[str, Any]) -> int:
+    """The number of labels transformers reads from a ``config.json``: its ``id2label`` if any, else
+    ``num_labels``, else 2."""
+    return len(hf_config["id2label"]) if hf_config.get("id2label") else hf_config.get("num_labels", 2)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import os
@@ -33,26 +32,24 @@ class LoadedClassifier:
     model: SequenceClassifier
     tokenizer: Any  # a transformers fast tokenizer
     config: EncoderConfig
-    hf_config: Any  # the transformers config it came from (kept for export)
+    hf_config: dict[str, Any]  # the config.json it came from (kept for export)
     path: Path
     fresh_params: list[str]  # head parameters not in the checkpoint, freshly initialised
 
 
-def load_hf_config(path: Path, num_labels: int | None = None):
-    """The transformers config of a model directory, checked before transformers sees it."""
+def load_hf_config(path: Path) -> dict[str, Any]:
+    """The ``config.json`` of a model directory as a dict, with a supported ``model_type``."""
     config_file = path / "config.json"
     if not config_file.is_file():
         raise JaxRobustError(f"no config.json in {path}: not a Hugging Face model directory")
     try:
-        model_type = json.loads(config_file.read_text()).get("model_type")
-    except json.JSONDecodeError as e:
+        hf_config = json.loads(config_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise JaxRobustError(f"{config_file} is not valid JSON: {e}") from e
-    if model_type not in FAMILIES:
+    if not isinstance(hf_config, dict) or hf_config.get("model_type") not in FAMILIES:
+        model_type = hf_config.get("model_type") if isinstance(hf_config, dict) else None
         raise JaxRobustError(f"unsupported architecture model_type={model_type!r}; supported: {', '.join(FAMILIES)}")
-    from transformers import AutoConfig
-
-    kwargs = {"num_labels": num_labels} if num_labels is not None else {}
-    return AutoConfig.from_pretrained(str(path), **kwargs)
+    return hf_config
 
 
 def weight_files(path: Path) -> list[Path]:
@@ -64,11 +61,30 @@ def weight_files(path: Path) -> list[Path]:
     return files
 
 
-def load_tokenizer(path: Path):
-    from transformers import AutoTokenizer
+# The tokenizer class of each family, for a directory whose tokenizer_config.json names none.
+_TOKENIZER_CLASS = {"bert": "BertTokenizer", "roberta": "RobertaTokenizer", "mpnet": "MPNetTokenizer"}
 
+
+def load_tokenizer(path: Path):
+    """The fast tokenizer of a model directory: the class its ``tokenizer_config.json`` names (else
+    its family's), as ``AutoTokenizer`` picks it -- called directly, because ``AutoTokenizer``
+    imports PyTorch, which costs seconds of every command's start. A class this transformers does
+    not export by name goes through ``AutoTokenizer``."""
+    import transformers
+
+    def read(name: str) -> dict:
+        try:
+            return json.loads((path / name).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    name = read("tokenizer_config.json").get("tokenizer_class") or _TOKENIZER_CLASS.get(read("config.json").get("model_type"), "")
+    # transformers 5 has one class per tokenizer (XFast is an alias); 4.x has both, the fast one wanted.
+    cls = (getattr(transformers, name.removesuffix("Fast") + "Fast", None) or getattr(transformers, name, None)) if name else None
     try:
-        return AutoTokenizer.from_pretrained(str(path), use_fast=True)
+        if cls is None:
+            return transformers.AutoTokenizer.from_pretrained(str(path), use_fast=True)
+        return cls.from_pretrained(str(path))
     except (OSError, ValueError, TypeError) as e:
         raise JaxRobustError(f"no usable tokenizer in {path}: {str(e).splitlines()[0]}") from e
 
@@ -91,7 +107,7 @@ def load_classifier(
     path = assets.resolve(ref)
     if is_run_dir(path):
         return _run_classifier(path, num_labels)
-    hf_config = load_hf_config(path, num_labels)
+    hf_config = load_hf_config(path)
     cfg = EncoderConfig.from_hf(hf_config, num_labels)
     build = lambda: SequenceClassifier(cfg, rngs=nnx.Rngs(params=seed, dropout=seed))
     model, fresh = nnx.eval_shape(build), []
@@ -149,17 +165,22 @@ def export_classifier(
     from safetensors.numpy import save_file
 
     cfg = loaded.config
-    hf_config = copy.deepcopy(loaded.hf_config)
     names = list(label_names) if label_names else [f"LABEL_{i}" for i in range(cfg.num_labels)]
     if len(names) != cfg.num_labels:
         raise JaxRobustError(f"{len(names)} label names for a classifier with {cfg.num_labels} labels")
-    hf_config.architectures = [_HF_CLASS[cfg.model_type]]
-    hf_config.id2label = dict(enumerate(names))
-    hf_config.label2id = {n: i for i, n in enumerate(names)}
+    # The source's config.json with this classifier's head and labels (id2label sets num_labels)
+    # and the dtype of the tensors written.
+    hf_config = {k: v for k, v in loaded.hf_config.items() if k not in ("num_labels", "torch_dtype")}
+    hf_config.update(
+        architectures=[_HF_CLASS[cfg.model_type]],
+        id2label={str(i): n for i, n in enumerate(names)},
+        label2id={n: i for i, n in enumerate(names)},
+        dtype="float32",
+    )
 
     def write(folder: Path) -> None:
         save_file(to_hf_state_dict(loaded.model, cfg), str(folder / "model.safetensors"), metadata={"format": "pt"})
-        hf_config.save_pretrained(str(folder))
+        (folder / "config.json").write_text(json.dumps(hf_config, indent=2, sort_keys=True) + "\n")
         if loaded.tokenizer is not None:
             loaded.tokenizer.save_pretrained(str(folder))
 
