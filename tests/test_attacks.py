@@ -149,7 +149,7 @@ def test_one_search_records_every_budget_as_separate_searches(target):
     assert changed[0] < changed[-1]  # the budgets did stop searches at different points
 
 
-MODEL_PROGRAMS = {"probs", "loss_grad", "embed_tokens"}  # keyed by (rows, length) only
+MODEL_PROGRAMS = {"outputs", "loss_grad"}  # keyed by (rows, length) only
 LAYOUT_PROGRAMS = {"build_batch", "_window_tokens", "_ranking_of"}  # keyed by the layout's shape
 
 
@@ -161,6 +161,23 @@ def _compiled(caplog, run) -> list[str]:
     with caplog.at_level("WARNING"), jax.log_compiles():
         run()
     return [m.group(1) for r in caplog.records if (m := re.match(r"Finished XLA compilation of jit\((\w+)\)", r.getMessage()))]
+
+
+def test_a_victim_and_an_encoder_of_one_architecture_share_the_forward_program(target, tiny_model_dir, caplog):
+    """A restored run and a sentence encoder read from safetensors, both tiny BERTs: the forward
+    program compiled for one serves the other, and each still computes its own outputs."""
+    from jaxrobust.attacks.sentence_encoder import embed_tokens
+    from jaxrobust.attacks.victim import mean_pool, predict, unit_rows
+
+    encoder = SentenceEncoder(str(tiny_model_dir("bert", num_labels=2)[0]))
+    tokens = {k: np.asarray(v, np.int32) for k, v in encoder.tokenizer(
+        ["good film", "the plot was bad"] * 3 + ["boring"], padding="max_length", max_length=16).items()}  # 7 rows: no other test's
+    assert _compiled(caplog, lambda: predict(target.victim, target.params, tokens)) == ["outputs"]
+    got = []
+    assert _compiled(caplog, lambda: got.append(np.asarray(embed_tokens(encoder.static, encoder.params, tokens)))) == []
+    model = load_classifier(str(tiny_model_dir("bert", num_labels=2)[0]), tokenizer=False).model
+    hidden = model(jnp.asarray(tokens["input_ids"]), jnp.asarray(tokens["attention_mask"])).last_hidden_state
+    np.testing.assert_allclose(got[0], unit_rows(mean_pool(hidden, jnp.asarray(tokens["attention_mask"]))), atol=1e-6)
 
 
 def test_an_attack_compiles_a_few_programs_whatever_its_texts(target, tiny_model_dir, caplog):

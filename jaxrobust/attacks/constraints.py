@@ -42,7 +42,7 @@ import numpy as np
 
 from jaxrobust.attacks import shapes
 from jaxrobust.attacks.layout import ORIGINAL, AttackExample, Layout, build_tokens, context_prefix, longest_length, make_layout, segment_lengths, tokenize_words
-from jaxrobust.attacks.sentence_encoder import SentenceEncoder, embed_batch
+from jaxrobust.attacks.sentence_encoder import SentenceEncoder, embed_tokens
 from jaxrobust.attacks.victim import Victim, model_inputs
 from jaxrobust.data.encoding import encode
 from jaxrobust.data.tasks import Example
@@ -219,7 +219,7 @@ class SimilarityFilter:
         out = np.zeros((len(member), self.encoder.dim), np.float32)
         for rows, padded, length in shapes.length_batches(lengths, self.chunk, self.encoder.max_length):
             tokens = _window_tokens(self.encoder.static, self.layout.rows(member[padded]), choice[padded], lo[padded], hi[padded], length=self._longest)
-            out[rows] = np.asarray(embed_batch(self.encoder.static, self.encoder.params, shapes.fit(tokens, length)))[: len(rows)]
+            out[rows] = np.asarray(embed_tokens(self.encoder.static, self.encoder.params, shapes.fit(tokens, length)))[: len(rows)]
         return out
 
     def _window(self, member: np.ndarray, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ sentence-transformers runs it (``Transformer -> Pooling(mean) -> Normalize``):
 
 ``SentenceEncoder(ref).embed(texts)`` gives ``[B, H]`` unit rows, ``similarity(a, b)`` the cosine
 of each pair. Batches have the fixed shapes of :mod:`.shapes`, shared with the similarity checks
-inside the attacks (:func:`embed_batch`).
+inside the attacks (:func:`embed_tokens`).
 """
 
 from __future__ import annotations
@@ -20,38 +20,21 @@ from __future__ import annotations
 from typing import Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from jaxrobust.attacks import shapes
-from jaxrobust.attacks.victim import Victim, split_model
+from jaxrobust.attacks.victim import Victim, forward, model_inputs, split_model
 from jaxrobust.errors import JaxRobustError
 
 MAX_SEQ_LENGTH = 256  # all-MiniLM-L6-v2's sentence_bert_config.json
 DEFAULT_ENCODER = "bundle:minilm-l6"
 
 
-def mean_pool(hidden: jax.Array, mask: jax.Array) -> jax.Array:
-    """``[B, L, H]`` states, ``[B, L]`` mask -> ``[B, H]`` mean over the attended positions."""
-    weights = mask[..., None].astype(hidden.dtype)
-    return (hidden * weights).sum(1) / jnp.maximum(weights.sum(1), 1e-9)
-
-
-def unit_rows(x: jax.Array) -> jax.Array:
-    """Each row divided by its L2 norm (rows of norm below 1e-12 are divided by 1e-12, as torch does)."""
-    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def embed_tokens(encoder: Victim, params, tokens: dict) -> jax.Array:
     """``[B, H]`` unit sentence embeddings of token arrays ``[B, L]`` (``encoder``: the model's static
-    half, ``params`` its weights: :func:`~jaxrobust.attacks.victim.split_model`)."""
-    model = nnx.merge(encoder.graphdef, params)
-    hidden = model(tokens["input_ids"], tokens["attention_mask"], tokens["token_type_ids"]).last_hidden_state
-    return unit_rows(mean_pool(hidden, tokens["attention_mask"]))
-
-
-embed_batch = jax.jit(embed_tokens, static_argnames="encoder")  # keyed by the encoder and the token shapes only
+    half, ``params`` its weights: :func:`~jaxrobust.attacks.victim.split_model`). The program is
+    :func:`~jaxrobust.attacks.victim.forward`, shared with a victim of the encoder's architecture."""
+    return forward(encoder.architecture, params, model_inputs(tokens))[1]
 
 
 class SentenceEncoder:
@@ -81,7 +64,7 @@ class SentenceEncoder:
         ids = self.tokenizer(new, truncation=True, max_length=self.max_length)["input_ids"] if new else []
         for rows, padded, length in shapes.length_batches([len(i) for i in ids], self.batch_size, self.max_length):
             tokens = shapes.pad_tokens([ids[r] for r in padded], length, self.tokenizer.pad_token_id)
-            got = np.asarray(embed_batch(self.static, self.params, tokens))
+            got = np.asarray(embed_tokens(self.static, self.params, tokens))
             self._embedded.update((new[r], row) for r, row in zip(rows, got))
         return np.stack([self._embedded[t] for t in texts]) if len(texts) else np.zeros((0, self.dim), np.float32)
 

@@ -2,12 +2,16 @@
 
 Attacks take the model as ``(graphdef, params)`` (``nnx.split``): the compiled programs are keyed
 by the architecture (``graphdef``) and the token shapes, and the weights are an argument, so runs
-of one architecture (a sweep's, a study's) share every program.
+of one architecture (a sweep's, a study's) share every program. The forward program
+(:func:`forward`) returns both what an attack reads of a victim (class probabilities) and what it
+reads of a sentence encoder (the normalised mean of the last hidden states): a victim and an
+encoder of one architecture (a MiniLM classifier checked by the MiniLM sentence encoder) share it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +20,24 @@ from flax import nnx
 from jaxrobust.attacks.layout import Layout, build_tokens
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
+class Architecture:
+    """A model's static half (``nnx.GraphDef``) as the key of its compiled programs."""
+
+    graphdef: nnx.GraphDef
+
+    def __hash__(self) -> int:
+        # Every jitted call hashes its static arguments; hashing a graphdef walks the whole model
+        # (about 6 ms for MiniLM-L6, thousands of calls per attack), so the hash is computed once.
+        if "_hash" not in self.__dict__:
+            object.__setattr__(self, "_hash", hash(self.graphdef))
+        return self.__dict__["_hash"]
+
+    def __eq__(self, other) -> bool:
+        return self is other or (isinstance(other, Architecture) and hash(self) == hash(other) and self.graphdef == other.graphdef)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class Victim:
     """Static facts of the attacked model that shape the compiled attack."""
 
@@ -25,26 +46,27 @@ class Victim:
     unk_id: int
     max_length: int  # the length the model was trained with; longer sequences are truncated
 
+    @functools.cached_property
+    def architecture(self) -> Architecture:
+        return Architecture(self.graphdef)
+
+    def _key(self) -> tuple:
+        return self.architecture, self.pad_id, self.unk_id, self.max_length
+
     def __hash__(self) -> int:
-        # Every jitted call hashes its static arguments; hashing a graphdef walks the whole model
-        # (about 6 ms for MiniLM-L6, thousands of calls per attack), so the hash is computed once.
-        if "_hash" not in self.__dict__:
-            object.__setattr__(self, "_hash", hash((self.graphdef, self.pad_id, self.unk_id, self.max_length)))
-        return self.__dict__["_hash"]
+        return hash(self._key())  # cheap: the architecture's hash is cached
 
     def __eq__(self, other) -> bool:
-        if self is other:
-            return True
-        if not isinstance(other, Victim) or hash(self) != hash(other):
-            return False
-        return (self.graphdef, self.pad_id, self.unk_id, self.max_length) == (other.graphdef, other.pad_id, other.unk_id, other.max_length)
+        return self is other or (isinstance(other, Victim) and self._key() == other._key())
 
 
 def split_model(model: nnx.Module, pad_id: int, unk_id: int, max_length: int) -> tuple[Victim, nnx.State]:
-    """``(Victim, params)`` of ``model`` in eval mode (dropout off)."""
+    """``(Victim, params)`` of ``model`` in eval mode (dropout off), the parameters committed to the
+    first device: a program's cache key includes whether each argument is committed, so a restored
+    run (committed) and a model read from safetensors (not) would otherwise not share programs."""
     model.eval()
     graphdef, params = nnx.split(model)
-    return Victim(graphdef, pad_id, unk_id, max_length), params
+    return Victim(graphdef, pad_id, unk_id, max_length), jax.device_put(params, jax.devices()[0])
 
 
 def build_batch(victim: Victim, lay: Layout, choice: jax.Array, length: int) -> dict:
@@ -67,11 +89,32 @@ def model_inputs(tokens: dict) -> dict:
     return {k: tokens[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
 
 
-def probs(victim: Victim, params, tokens: dict) -> jax.Array:
-    return jax.nn.softmax(logits(victim, params, tokens), axis=-1)
+def outputs(arch: Architecture, params, tokens: dict) -> tuple[jax.Array, jax.Array]:
+    """Class probabilities ``[B, C]`` and unit sentence embeddings ``[B, H]`` (the last hidden
+    states averaged over the attended tokens, then divided by their L2 norm, as sentence-transformers'
+    ``Pooling(mean) -> Normalize`` computes them) of token arrays ``[B, L]``."""
+    model = nnx.merge(arch.graphdef, params)
+    out = model(tokens["input_ids"], tokens["attention_mask"], tokens["token_type_ids"])
+    return jax.nn.softmax(out.logits, axis=-1), unit_rows(mean_pool(out.last_hidden_state, tokens["attention_mask"]))
 
 
-predict = jax.jit(probs, static_argnames="victim")  # keyed by the victim and the token shapes only
+forward = jax.jit(outputs, static_argnames="arch")  # keyed by the architecture and the token shapes only
+
+
+def mean_pool(hidden: jax.Array, mask: jax.Array) -> jax.Array:
+    """``[B, L, H]`` states, ``[B, L]`` mask -> ``[B, H]`` mean over the attended positions."""
+    weights = mask[..., None].astype(hidden.dtype)
+    return (hidden * weights).sum(1) / jnp.maximum(weights.sum(1), 1e-9)
+
+
+def unit_rows(x: jax.Array) -> jax.Array:
+    """Each row divided by its L2 norm (rows of norm below 1e-12 are divided by 1e-12, as torch does)."""
+    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def predict(victim: Victim, params, tokens: dict) -> jax.Array:
+    """``[B, C]`` class probabilities of token arrays ``[B, L]`` (:func:`forward`)."""
+    return forward(victim.architecture, params, model_inputs(tokens))[0]
 
 
 def loss_grad(victim: Victim, params, tokens: dict, labels: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from jaxrobust.attacks import shapes
-from jaxrobust.attacks.sentence_encoder import embed_batch
+from jaxrobust.attacks.sentence_encoder import embed_tokens
 from jaxrobust.attacks.victim import Victim, predict, predict_grad
 
 
@@ -68,4 +68,4 @@ def start_encoder(encoder, texts: Sequence[str]) -> Warmup:
     """Run the sentence ``encoder``'s program at the length buckets of ``texts``, in the background."""
     ids = encoder.tokenizer(list(texts), truncation=True, max_length=encoder.max_length)["input_ids"] if texts else []
     buckets = sorted(set(shapes.bucket([len(i) for i in ids], encoder.max_length).tolist()))
-    return Warmup([lambda t=_tokens(encoder.batch_size, b): np.asarray(embed_batch(encoder.static, encoder.params, t)) for b in buckets])
+    return Warmup([lambda t=_tokens(encoder.batch_size, b): np.asarray(embed_tokens(encoder.static, encoder.params, t)) for b in buckets])
