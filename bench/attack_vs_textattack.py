@@ -34,7 +34,7 @@ real unpadded length; TextAttack's gradient pass, which also computes the weight
 3 forward passes, jaxrobust's backward pass to the word embeddings 1) over the matmul peak measured
 on this machine. Writes ``bench/results/attack_vs_textattack.{json,md}``.
 
-    python bench/attack_vs_textattack.py [--sizes 100,200,500] [--configs a2t_like,a2t_dense,textfooler_like]
+    python bench/attack_vs_textattack.py [--sizes 100,200,500] [--configs a2t_like,a2t_dense,textfooler_like] [--name STEM]
 """
 
 from __future__ import annotations
@@ -202,6 +202,8 @@ def main() -> None:
     parser.add_argument("--workdir", default="runs/finetune_minilm_rt")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="comma-separated numbers of examples")
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of the configurations")
+    parser.add_argument("--name", default="attack_vs_textattack",
+                        help="results file stem under bench/results/ (a partial run, e.g. only n = 100, under its own name)")
     args = parser.parse_args()
     sizes = sorted(int(n) for n in args.sizes.split(","))
 
@@ -222,14 +224,19 @@ def main() -> None:
     folder.mkdir(exist_ok=True)
 
     rows = {}
-    previous = RESULTS / "attack_vs_textattack.json"
+    previous = RESULTS / f"{args.name}.json"
     if previous.is_file():  # configurations not re-run keep their last measured figures
-        rows = json.loads(previous.read_text()).get("configs", {})
+        earlier = json.loads(previous.read_text())
+        rows = earlier.get("configs", {})
+        for row in rows.values():
+            row.setdefault("machine", earlier["machine"])
+            row.setdefault("matmul_peak_gflops", earlier["matmul_peak_gflops"])
     for name in args.configs.split(","):
         attack, recipe, source, k, min_cos = CONFIGS[name]
         spec = source_spec(source, folder)
         table = load_synonyms(spec, k=k, min_cos=min_cos)  # built (and cached) before anything is timed
-        row = {"attack": attack, "recipe": recipe, "synonyms": source, "k": k, "min_cos": min_cos, "sizes": {}}
+        row = {"attack": attack, "recipe": recipe, "synonyms": source, "k": k, "min_cos": min_cos, "sizes": {},
+               "machine": machine(), "matmul_peak_gflops": round(peak / 1e9, 1)}
         for n in sizes:
             indices = sample_indices(len(test), n, seed=0)  # the command's own sample (seed 0)
             examples = [test[i] for i in indices]
@@ -252,18 +259,18 @@ def main() -> None:
             print(name, n, json.dumps(cell))
             row["sizes"][str(n)] = cell
         rows[name] = row
-
-    result = {
-        "machine": machine(),
-        "budget": BUDGET,
-        "textattack": ta_env.get("textattack_version", "0.3.11"),
-        "constraints": {r: f"{CONSTRAINTS[c[0]].tag.replace('pos-', '')} ({DEFAULT_ENCODER}); no part of speech on either side"
-                        for r, c in CONFIGS.items()},
-        "model": "bundle:minilm-l6 fine-tuned on rotten_tomatoes (experiments/finetune_minilm_rt.py)",
-        "matmul_peak_gflops": round(peak / 1e9, 1),
-        "configs": rows,
-    }
-    write_results("attack_vs_textattack", result, markdown(result))
+        # Written after every configuration: an interrupted run keeps the ones it finished.
+        result = {
+            "machine": machine(),
+            "budget": BUDGET,
+            "textattack": ta_env.get("textattack_version", "0.3.11"),
+            "constraints": {r: f"{CONSTRAINTS[c[0]].tag.replace('pos-', '')} ({DEFAULT_ENCODER}); no part of speech on either side"
+                            for r, c in CONFIGS.items()},
+            "model": "bundle:minilm-l6 fine-tuned on rotten_tomatoes (experiments/finetune_minilm_rt.py)",
+            "matmul_peak_gflops": round(peak / 1e9, 1),
+            "configs": rows,
+        }
+        write_results(args.name, result, markdown(result))
 
 
 def markdown(result: dict) -> str:
@@ -273,6 +280,9 @@ def markdown(result: dict) -> str:
         "cache, warm: the persistent compilation cache of the cold run. Speedup = TextAttack's seconds / jaxrobust's.",
         "",
         *(f"Constraints of {r}: {c}." for r, c in result.get("constraints", {}).items()),
+        # Configurations not re-run keep the figures of their own run.
+        *(f"{name}: an earlier run, on {row['machine']} (matmul peak {row['matmul_peak_gflops']} GFLOP/s)."
+          for name, row in result["configs"].items() if row.get("machine", result["machine"]) != result["machine"]),
         "",
         "| config | candidates | n | TextAttack s | jaxrobust cold s | jaxrobust warm s | speedup cold | speedup warm | success jaxrobust / TextAttack |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -436,7 +436,12 @@ def fetch_bundle(bundle_id: str) -> Path:
     try:
         bundle.unpack(files, staging)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging, dest)  # publish only a complete bundle
+        try:
+            os.replace(staging, dest)  # publish only a complete bundle
+        except OSError:
+            if not dest.is_dir():
+                raise
+            # Another process (a second command, a parallel test worker) published it meanwhile.
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return dest

@@ -190,7 +190,7 @@ def test_an_attack_compiles_a_few_programs_whatever_its_texts(target, tiny_model
     victim, params = split_model(target.classifier.model, target.tokenizer.pad_token_id, target.tokenizer.unk_token_id, 64)
     dense = ["good", "great", "bad", "boring", "plot", "film", "films"]
     offered = lambda w: [] if w.lower() in STOP else ([c for c in dense if c != w.lower()] if w.lower() in ("good", "bad") else candidates_of(w))
-    long = " and ".join(["the film was very good", "the plot was great", "it was good"] * 2)
+    long = " and ".join(["the film was very good", "the plot was great", "it was good"] * 3)  # > 32 tokens
     texts = [("good", 1), ("bad films", 0), ("the plot was boring and the film was bad", 0), (long, 1), (long.replace("good", "bad"), 0)]
     examples = [Example(t, label) for t, label in texts]
     directory = str(tiny_model_dir("bert", num_labels=2)[0])
@@ -201,9 +201,9 @@ def test_an_attack_compiles_a_few_programs_whatever_its_texts(target, tiny_model
     load_validity_models(settings)  # loading the encoder compiles its initialisation: before the attack, as run_attack does
     names = _compiled(caplog, lambda: attack(examples))
     assert set(names) <= MODEL_PROGRAMS | LAYOUT_PROGRAMS, names
-    buckets = len(shapes.length_ladder(64))
+    buckets = {"outputs": len(shapes.length_ladder(64)), "loss_grad": len(shapes.length_ladder(64, coarse=True))}
     for name in MODEL_PROGRAMS:
-        assert 2 <= names.count(name) <= buckets, (name, names)  # the texts span several buckets, each compiled once
+        assert 2 <= names.count(name) <= buckets[name], (name, names)  # the texts span several buckets, each compiled once
     for name in LAYOUT_PROGRAMS:
         assert names.count(name) == 1, (name, names)
     others = [Example(t.replace("film", "plot"), label) for t, label in texts[1:]]

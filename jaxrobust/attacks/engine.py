@@ -66,7 +66,8 @@ class Scorer:
     def __init__(self, victim: Victim, params, group: Group, chunk: int = shapes.ROWS, allowed=None):
         self.victim, self.params, self.group, self.chunk = victim, params, group, chunk
         self._allowed = allowed
-        self._longest = int(shapes.bucket(longest_length(group.layout, victim.max_length), victim.max_length))
+        # The coarse bucket: at least the fine one (its ladder is a subset), so it serves both.
+        self._longest = int(shapes.bucket(longest_length(group.layout, victim.max_length), victim.max_length, coarse=True))
         self.queries = np.zeros(len(group.members), np.int64)  # forward passes per member
         self.gradients = np.zeros(len(group.members), np.int64)  # forward + backward passes per member
 
@@ -76,11 +77,11 @@ class Scorer:
             return np.ones(len(member), bool)
         return self._allowed(np.asarray(member, np.int64), choice)
 
-    def batches(self, member: np.ndarray, choice: np.ndarray):
-        """``(rows, layout, choice, length)`` per device batch (:func:`.shapes.length_batches`); ``rows``
-        index the request."""
+    def batches(self, member: np.ndarray, choice: np.ndarray, coarse: bool = False):
+        """``(rows, layout, choice, length)`` per device batch (:func:`.shapes.length_batches`; ``coarse``:
+        the gradient pass's lengths); ``rows`` index the request."""
         lengths = token_lengths(self.group.layout.rows(member), choice, self.victim.max_length)
-        for rows, padded, length in shapes.length_batches(lengths, self.chunk, self.victim.max_length):
+        for rows, padded, length in shapes.length_batches(lengths, self.chunk, self.victim.max_length, coarse):
             yield rows, self.group.layout.rows(member[padded]), choice[padded], length
 
     def _tokens(self, lay: Layout, choice: np.ndarray, length: int) -> dict:
@@ -105,7 +106,7 @@ class Scorer:
         clean = np.full((len(member), self.group.layout.slot_seg.shape[1]), ORIGINAL, np.int32)
         table = word_embeddings(self.victim, self.params)
         parts = []
-        for rows, lay, ch, length in self.batches(member, clean):
+        for rows, lay, ch, length in self.batches(member, clean, coarse=True):
             tokens = self._tokens(lay, ch, length)
             p, grad = predict_grad(self.victim, self.params, model_inputs(tokens), lay.labels)
             slot_grad = gradient.slot_gradients(tokens["token_slot"], np.asarray(grad), lay.slot_seg.shape[1])

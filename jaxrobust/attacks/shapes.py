@@ -7,6 +7,9 @@ gradient pass, the string-level check, the sentence encoder -- runs on batches o
 * **lengths** from :func:`length_ladder`: 16, 32, 48, 64, 96, 128, 192, ... up to the model's
   maximum length (rounded up to 8), each at most 1.5 times the one below it, so a text is padded
   by at most half its length (up to 16 tokens for the shortest);
+* the **gradient pass** on a coarser ladder (:data:`COARSE`: 32, 64, 128, ..., each twice the one
+  below): it runs once per example, on its clean text, so its padding costs little, while its
+  program (forward and backward) compiles about twice as long as the forward pass;
 * **rows**: one batch size per command (``--batch-size``; a partial batch is filled with copies
   of its first row). On a CPU a MiniLM evaluates as many rows per second in batches of 8 as of 64,
   so a second, smaller size would only double the programs.
@@ -30,6 +33,7 @@ import numpy as np
 from jaxrobust import interrupt
 
 LADDER = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
+COARSE = (32, 64, 128, 256, 512, 1024, 2048, 4096)  # the gradient pass's lengths (a subset of LADDER)
 STEP = 8  # the longest bucket is the model's maximum length rounded up to this
 ROWS = 8  # rows per device batch unless a command says otherwise (--batch-size)
 
@@ -39,23 +43,24 @@ def round_up(n, step: int):
     return -(-n // step) * step
 
 
-def length_ladder(max_length: int) -> tuple[int, ...]:
-    """The padded lengths a model of ``max_length`` tokens is evaluated at."""
+def length_ladder(max_length: int, coarse: bool = False) -> tuple[int, ...]:
+    """The padded lengths a model of ``max_length`` tokens is evaluated at (``coarse``: by the
+    gradient pass)."""
     top = round_up(max_length, STEP)
-    return tuple(b for b in LADDER if b < top) + (top,)
+    return tuple(b for b in (COARSE if coarse else LADDER) if b < top) + (top,)
 
 
-def bucket(lengths, max_length: int) -> np.ndarray:
+def bucket(lengths, max_length: int, coarse: bool = False) -> np.ndarray:
     """``[R]`` padded length of texts of ``lengths [R]`` tokens (each at most ``max_length``)."""
-    ladder = np.asarray(length_ladder(max_length))
+    ladder = np.asarray(length_ladder(max_length, coarse))
     return ladder[np.minimum(np.searchsorted(ladder, np.asarray(lengths)), len(ladder) - 1)]
 
 
-def length_batches(lengths: Sequence[int], chunk: int, max_length: int) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+def length_batches(lengths: Sequence[int], chunk: int, max_length: int, coarse: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
     """Device batches of requests whose token lengths are ``lengths [R]``: ``(rows, padded, length)``
     per batch, ``rows`` the requests it answers, ``padded`` those rows repeated up to ``chunk`` rows,
     ``length`` their bucket (:func:`bucket`)."""
-    buckets = bucket(lengths, max_length)
+    buckets = bucket(lengths, max_length, coarse)
     order = np.argsort(buckets, kind="stable")
     bounds = np.flatnonzero(np.diff(buckets[order])) + 1
     for same in np.split(order, bounds):

@@ -56,11 +56,11 @@ def start_victim(victim: Victim, params, lengths: Sequence[int], rows: int, *, g
     """Run the victim's programs (its gradient too, for ``gradient``) at the length buckets of
     ``lengths`` (token lengths of the clean texts), in device batches of ``rows``, in the background."""
     jobs = []
+    if gradient:  # first: the search starts with it
+        for length in sorted(set(shapes.bucket(lengths, victim.max_length, coarse=True).tolist())):
+            jobs.append(lambda t=_tokens(rows, length): np.asarray(predict_grad(victim, params, t, np.zeros(rows, np.int32))[0]))
     for length in sorted(set(shapes.bucket(lengths, victim.max_length).tolist())):
-        tokens = _tokens(rows, length)
-        if gradient:
-            jobs.append(lambda t=tokens: np.asarray(predict_grad(victim, params, t, np.zeros(rows, np.int32))[0]))
-        jobs.append(lambda t=tokens: np.asarray(predict(victim, params, t)))
+        jobs.append(lambda t=_tokens(rows, length): np.asarray(predict(victim, params, t)))
     return Warmup(jobs)
 
 
