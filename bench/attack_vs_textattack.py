@@ -153,6 +153,7 @@ def ours_steady(target, examples, indices, table, settings, cfg, peak: float, le
         "examples_per_second": summary["examples_per_second"],
         "attack_success_rate": summary["attack_success_rate"],
         "mean_queries": summary["mean_queries"],
+        "queries_per_second": sum(r["queries"] for r in records) / seconds,
         "seconds": round(seconds, 2),
         "first_pass_seconds": round(first_s, 2),
         "mfu": flops / seconds / peak,
@@ -184,6 +185,7 @@ def theirs(model_dir: Path, examples_file: Path, candidates_file: Path, config: 
         "attack_success_rate": out["attack_success_rate"],
         "accuracy_under_attack": out["accuracy_under_attack"],
         "mean_queries": out["mean_queries"],
+        "queries_per_second": sum(e["queries"] for e in out["per_example"]) / out["seconds"],
         "mfu": flops / out["seconds"] / peak,
     }
 
@@ -299,8 +301,8 @@ def markdown(result: dict) -> str:
         "",
         "Steady state (the attack loop alone, at the largest n): jaxrobust's second pass in one process, TextAttack's attack loop.",
         "",
-        "| config | n | jaxrobust ex/s | TextAttack ex/s | speedup | jaxrobust first pass s | MFU jaxrobust / TextAttack | mean queries jaxrobust / TextAttack |",
-        "|---|---|---|---|---|---|---|---|",
+        "| config | n | jaxrobust ex/s | TextAttack ex/s | speedup | jaxrobust first pass s | MFU jaxrobust / TextAttack | mean queries jaxrobust / TextAttack | queries/s jaxrobust / TextAttack |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in result["configs"].items():
         for n, cell in row["sizes"].items():
@@ -310,9 +312,18 @@ def markdown(result: dict) -> str:
             lines.append(
                 f"| {name} | {n} | {ours['examples_per_second']:.2f} | {ta['examples_per_second']:.2f} | "
                 f"{cell['speedup_steady']:.2f}x | {ours['first_pass_seconds']:.1f} | {ours['mfu']:.1%} / {ta['mfu']:.1%} | "
-                f"{ours['mean_queries']:.1f} / {ta['mean_queries']:.1f} |"
+                f"{ours['mean_queries']:.1f} / {ta['mean_queries']:.1f} | {_qps(ours)} / {_qps(ta)} |"
             )
+    rate = {name: cell["jaxrobust_steady"].get("queries_per_second") for name, row in result["configs"].items()
+            for cell in row["sizes"].values() if "jaxrobust_steady" in cell}
+    if rate.get("a2t_like") and rate.get("a2t_dense"):  # item 3 of the speed issue: dense within 1.5x per query
+        lines += ["", f"Per query, the gradient search on the dense set runs at {rate['a2t_dense'] / rate['a2t_like']:.2f}x "
+                      "its rate on the default set (queries per second of the steady state)."]
     return "\n".join(lines) + "\n"
+
+
+def _qps(side: dict) -> str:
+    return f"{side['queries_per_second']:.1f}" if "queries_per_second" in side else "–"
 
 
 if __name__ == "__main__":

@@ -129,6 +129,45 @@ def test_batched_equals_one_at_a_time(target):
         assert x.queries == z.queries and x.gradients == z.gradients == 1
 
 
+def test_the_string_check_rides_in_the_search_batches(target, tiny_model_dir, monkeypatch):
+    """Final texts settled during the gradient search are run, tokenised from their strings, in the
+    free rows of the search's own batches -- the victim's, and the similarity filter's for the texts
+    the re-check compares: same search, same records as a separate final pass, and the final pass
+    runs only the texts that found no free row."""
+    from jaxrobust.attacks import verify
+
+    test, _ = _test_examples(target)
+    items = [ae for ae in prepare_examples(target.tokenizer, test, candidates_of, 16, 3) if ae.slot_words]
+    group = engine.make_group(target.tokenizer, items, 0.5, 16, 3)
+    directory = str(tiny_model_dir("bert", num_labels=2)[0])
+    encoder, rules = SentenceEncoder(directory), Constraints(similarity=0.0)
+    allowed = SimilarityFilter(encoder, group.members, rules, group.layout.cand_len.shape[1:]).allowed
+    stored, store = [], encoder.store
+    monkeypatch.setattr(encoder, "store", lambda texts, rows: stored.extend(texts) or store(texts, rows))
+    finals = verify.FinalTexts(target.tokenizer, group.members, 16, target.victim.pad_id, rules, encoder)
+    run = lambda **kw: engine.run_gradient_group(target.victim, target.params, group, 0.5, batch_size=8, verify=2, max_iters=10, allowed=allowed, **kw)
+    riding, plain = run(finals=finals), run()
+    assert stored  # rode in the filter's batches; each row is that text's own embedding
+    np.testing.assert_allclose(encoder.embed(stored), SentenceEncoder(directory).embed(stored), atol=1e-6)
+    for x, y in zip(riding, plain):
+        np.testing.assert_array_equal(x.choice, y.choice)
+    changed = {verify.final_key(i, o.choice) for i, o in enumerate(plain) if (o.choice >= 0).any()}
+    assert finals.probs and set(finals.probs) <= changed and len(finals.probs) < len(changed)
+    for (i, _), p in finals.probs.items():  # each rider's probabilities are its own string's
+        final = group.members[i].perturbed_example(plain[i].choice)
+        np.testing.assert_allclose(p, verify.string_probs(target.victim, target.params, target.tokenizer, [final])[0], atol=1e-6)
+
+    rerun = []
+    original = verify.string_probs
+    monkeypatch.setattr(verify, "string_probs", lambda *a, **kw: rerun.append(len(a[3])) or original(*a, **kw))
+    check = lambda **kw: verify.check(target.victim, target.params, target.tokenizer, group.members, plain, 0.5, rules=rules, encoder=encoder, **kw)
+    with_riders, separate = check(probs=finals.probs), check()
+    assert rerun == [len(changed) - len(finals.probs), len(changed)]
+    for a, b in zip(with_riders, separate):
+        assert a["success"] == b["success"] and a["perturbed_text"] == b["perturbed_text"]
+        np.testing.assert_allclose(a["perturbed_probs"], b["perturbed_probs"], atol=1e-6)
+
+
 def test_one_search_records_every_budget_as_separate_searches(target):
     """The search at the largest budget records, per budget, exactly the outcome (choice and
     queries) of a separate search at that budget, example by example."""

@@ -219,7 +219,11 @@ class SimilarityFilter:
         out = np.zeros((len(member), self.encoder.dim), np.float32)
         for rows, padded, length in shapes.length_batches(lengths, self.chunk, self.encoder.max_length):
             tokens = _window_tokens(self.encoder.static, self.layout.rows(member[padded]), choice[padded], lo[padded], hi[padded], length=self._longest)
-            out[rows] = np.asarray(embed_tokens(self.encoder.static, self.encoder.params, shapes.fit(tokens, length)))[: len(rows)]
+            tokens, riders = self.encoder.waiting.fill(shapes.fit(tokens, length), len(rows))
+            got = np.asarray(embed_tokens(self.encoder.static, self.encoder.params, tokens))
+            out[rows] = got[: len(rows)]
+            if riders:  # the string check's texts, queued ahead (:meth:`SentenceEncoder.queue`)
+                self.encoder.store(riders, got[len(rows) : len(rows) + len(riders)])
         return out
 
     def _window(self, member: np.ndarray, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -278,22 +282,28 @@ class SimilarityFilter:
 # The string-level re-check
 
 
-def string_similarities(encoder: SentenceEncoder, rules: Constraints, texts: Sequence[tuple[str, str, Sequence[int]]]) -> np.ndarray:
-    """``[N]`` for each ``(original, perturbed, changed)``: the lowest similarity (``rules.metric``)
-    over the windows of the ``changed`` words (word indices, shared by both texts), or of the whole
-    texts without a window; 1.0 if nothing changed. All texts are embedded in one batched call."""
+def string_pairs(rules: Constraints, original: str, perturbed: str, changed: Sequence[int]) -> list[tuple[str, str]]:
+    """The ``(original, perturbed)`` texts the string-level re-check compares for one text: the
+    windows of the ``changed`` words (word indices, shared by both texts), or the whole texts
+    without a window; none if nothing changed."""
     from jaxrobust.data.encoding import word_spans
 
+    if not changed:
+        return []
+    if rules.window is None:
+        return [(original, perturbed)]
+    a_spans, b_spans = word_spans(original), word_spans(perturbed)
+    bounds = window_bounds([original[s:e] for s, e in a_spans], rules.window)  # as the search: the original's words
+    return [(window_text(original, a_spans, *bounds[w]), window_text(perturbed, b_spans, *bounds[w])) for w in changed]
+
+
+def string_similarities(encoder: SentenceEncoder, rules: Constraints, texts: Sequence[tuple[str, str, Sequence[int]]]) -> np.ndarray:
+    """``[N]`` for each ``(original, perturbed, changed)``: the lowest similarity (``rules.metric``)
+    over the texts of :func:`string_pairs`; 1.0 if nothing changed. All texts are embedded in one
+    batched call."""
     owner, left, right = [], [], []
-    for i, (original, perturbed, changed) in enumerate(texts):
-        if not changed:
-            continue
-        if rules.window is None:
-            pairs = [(original, perturbed)]
-        else:
-            a_spans, b_spans = word_spans(original), word_spans(perturbed)
-            bounds = window_bounds([original[s:e] for s, e in a_spans], rules.window)  # as the search: the original's words
-            pairs = [(window_text(original, a_spans, *bounds[w]), window_text(perturbed, b_spans, *bounds[w])) for w in changed]
+    for i, text in enumerate(texts):
+        pairs = string_pairs(rules, *text)
         owner += [i] * len(pairs)
         left += [a for a, _ in pairs]
         right += [b for _, b in pairs]

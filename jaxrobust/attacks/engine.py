@@ -61,11 +61,13 @@ class Scorer:
     """Model evaluations of (member, choice) rows of a group, in device batches of at most ``chunk``
     rows of one length step (module docstring): a deletion or a shorter candidate also makes a
     shorter query. ``allowed(member, choice) -> [R] bool`` is the search's constraint check
-    (:class:`~jaxrobust.attacks.constraints.SimilarityFilter`); without one every text passes."""
+    (:class:`~jaxrobust.attacks.constraints.SimilarityFilter`); without one every text passes.
+    ``finals`` (:class:`~jaxrobust.attacks.verify.FinalTexts`): settled final texts that ride in the
+    free rows of its batches."""
 
-    def __init__(self, victim: Victim, params, group: Group, chunk: int = shapes.ROWS, allowed=None):
+    def __init__(self, victim: Victim, params, group: Group, chunk: int = shapes.ROWS, allowed=None, finals=None):
         self.victim, self.params, self.group, self.chunk = victim, params, group, chunk
-        self._allowed = allowed
+        self._allowed, self.finals = allowed, finals
         # The coarse bucket: at least the fine one (its ladder is a subset), so it serves both.
         self._longest = int(shapes.bucket(longest_length(group.layout, victim.max_length), victim.max_length, coarse=True))
         self.queries = np.zeros(len(group.members), np.int64)  # forward passes per member
@@ -93,7 +95,12 @@ class Scorer:
         member = np.asarray(member, np.int64)
         out = np.zeros((len(member), 0), np.float32)  # no rows asked: nothing to score
         for rows, lay, ch, length in self.batches(member, choice):
-            p = np.asarray(predict(self.victim, self.params, model_inputs(self._tokens(lay, ch, length))))
+            tokens, riders = model_inputs(self._tokens(lay, ch, length)), []
+            if self.finals is not None:
+                tokens, riders = self.finals.rows.fill(tokens, len(rows))
+            p = np.asarray(predict(self.victim, self.params, tokens))
+            if riders:
+                self.finals.store(riders, p[len(rows) : len(rows) + len(riders)])
             out = out if out.shape[1] else np.zeros((len(member), p.shape[1]), np.float32)
             out[rows] = p[: len(rows)]
         np.add.at(self.queries, member, 1)
@@ -151,6 +158,7 @@ def run_gradient_budgets(
     max_iters: int,
     chunk: int = 3,
     allowed=None,
+    finals=None,
     on_done: Callable[[int], None] = lambda n: None,
 ) -> list[list[Outcome]]:
     """The gradient attack (:mod:`~jaxrobust.attacks.gradient`) on every member of ``group``, at
@@ -166,8 +174,9 @@ def run_gradient_budgets(
     ``max_changes(budget)`` words), never changes what it tries, so the search at the largest budget
     passes through the state where each smaller budget's search stops. That state (choice and
     queries so far) is recorded per budget; the outcomes equal separate searches at each budget.
+    Each recorded text is handed to ``finals`` (see :class:`Scorer`) as soon as it is.
     """
-    scorer = Scorer(victim, params, group, chunk=batch_size, allowed=allowed)
+    scorer = Scorer(victim, params, group, chunk=batch_size, allowed=allowed, finals=finals)
     lay = group.layout
     N, W, K = lay.cand_len.shape
     labels = lay.labels
@@ -182,6 +191,8 @@ def run_gradient_budgets(
             stop = ~recorded[b] & ~(active & (state["changed"] < limit))
             final_choice[b, stop], final_queries[b, stop] = state["choice"][stop], scorer.queries[stop]
             recorded[b] |= stop
+            if finals is not None:
+                finals.settle(np.flatnonzero(stop), final_choice[b, stop])
 
     depth = gradient.ranking_depth(lay.cand_len.shape, verify, max_iters)
     ranking = scorer.rank(np.arange(N), depth)

@@ -158,19 +158,20 @@ def attack_examples(
             allowed = None if encoder is None else constraints.SimilarityFilter(encoder, group.members, rules, group.layout.cand_len.shape[1:]).allowed
             for w in warmups:
                 w.join()
-            outcomes = _run_group(victim, params, group, settings, bar, allowed)
+            finals = verify.FinalTexts(tokenizer, group.members, victim.max_length, victim.pad_id, rules, encoder)
+            outcomes = _run_group(victim, params, group, settings, bar, allowed, finals)
             checked = verify.check(victim, params, tokenizer, group.members, outcomes, settings.budget,
-                                   rules=rules, encoder=encoder, batch_size=settings.batch_size)
+                                   rules=rules, encoder=encoder, batch_size=settings.batch_size, probs=finals.probs)
             _collect(records_by_index, checked, bar, count=False)
     records = [records_by_index[ae.index] for ae in items]
     return records, time.perf_counter() - start
 
 
-def _run_group(victim: Victim, params, group: engine.Group, settings: AttackSettings, bar, allowed) -> list[engine.Outcome]:
-    if settings.attack == "gradient":
+def _run_group(victim: Victim, params, group: engine.Group, settings: AttackSettings, bar, allowed, finals) -> list[engine.Outcome]:
+    if settings.attack == "gradient":  # the one search that settles texts as it goes (``finals``)
         return engine.run_gradient_group(
             victim, params, group, settings.budget, batch_size=settings.batch_size,
-            verify=settings.verify, max_iters=settings.max_iters, allowed=allowed, on_done=bar.update,
+            verify=settings.verify, max_iters=settings.max_iters, allowed=allowed, finals=finals, on_done=bar.update,
         )
     scorer = engine.Scorer(victim, params, group, chunk=settings.batch_size, allowed=allowed)
     if settings.attack == "ascc":

@@ -56,12 +56,29 @@ class SentenceEncoder:
         tok = loaded.tokenizer
         self.static, self.params = split_model(loaded.model, tok.pad_token_id, tok.unk_token_id, max_length)
         self._embedded: dict[str, np.ndarray] = {}  # text -> its unit row
+        # Texts asked for ahead (:meth:`queue`), embedded in the free rows of the search's batches.
+        self.waiting = shapes.FreeRows(max_length, tok.pad_token_id)
+        self._queued: set[str] = set()
+
+    def _ids(self, texts: Sequence[str]) -> list[list[int]]:
+        return self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"] if texts else []
+
+    def queue(self, texts: Sequence[str]) -> None:
+        """Tokenise ``texts`` now and embed them whenever a batch of their length has a free row
+        (:attr:`waiting`, filled by the similarity filter's batches): :meth:`embed` finds them done."""
+        new = [t for t in dict.fromkeys(texts) if t not in self._embedded and t not in self._queued]
+        self._queued.update(new)
+        self.waiting.add(new, self._ids(new))
+
+    def store(self, texts: Sequence[str], rows: np.ndarray) -> None:
+        """Keep the unit rows ``[len(texts), H]`` computed for ``texts`` (the filled rows of a batch)."""
+        self._embedded.update(zip(texts, np.asarray(rows)))
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """``[len(texts), H]`` float32 unit rows. Each distinct text is embedded once per encoder (the
         same originals come back for every budget and run of a sweep)."""
         new = [t for t in dict.fromkeys(texts) if t not in self._embedded]
-        ids = self.tokenizer(new, truncation=True, max_length=self.max_length)["input_ids"] if new else []
+        ids = self._ids(new)
         for rows, padded, length in shapes.length_batches([len(i) for i in ids], self.batch_size, self.max_length):
             tokens = shapes.pad_tokens([ids[r] for r in padded], length, self.tokenizer.pad_token_id)
             got = np.asarray(embed_tokens(self.static, self.params, tokens))

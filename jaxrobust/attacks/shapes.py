@@ -11,8 +11,9 @@ gradient pass, the string-level check, the sentence encoder -- runs on batches o
   below): it runs once per example, on its clean text, so its padding costs little, while its
   program (forward and backward) compiles about twice as long as the forward pass;
 * **rows**: one batch size per command (``--batch-size``; a partial batch is filled with copies
-  of its first row). On a CPU a MiniLM evaluates as many rows per second in batches of 8 as of 64,
-  so a second, smaller size would only double the programs.
+  of its first row, or with rows waiting in a :class:`FreeRows` queue: the string-level check's).
+  On a CPU a MiniLM evaluates as many rows per second in batches of 8 as of 64, so a second,
+  smaller size would only double the programs.
 
 The model programs take only token arrays ``[rows, length]``; what an attack's layout decides
 (slots, candidates, windows) is assembled into tokens by separate, cheap programs that build every
@@ -80,6 +81,37 @@ def pad_tokens(ids: Sequence[Sequence[int]], length: int, pad_id: int, types: Se
         if types is not None:
             out["token_type_ids"][r, : len(row)] = types[r]
     return out
+
+
+class FreeRows:
+    """Token rows waiting for a model pass, by padded length: each fills a free row of a partial
+    device batch of its length (a row that would otherwise repeat the batch's first row), so it is
+    evaluated by a program that runs anyway."""
+
+    def __init__(self, max_length: int, pad_id: int):
+        self.max_length, self.pad_id = max_length, pad_id
+        self._waiting: dict[int, list[tuple[object, Sequence[int], Sequence[int] | None]]] = {}
+
+    def add(self, keys: Sequence, ids: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None = None) -> None:
+        """Queue rows ``ids`` (``types``: their token types), each answered later under its key."""
+        for i, (key, length) in enumerate(zip(keys, bucket([len(x) for x in ids], self.max_length).tolist())):
+            self._waiting.setdefault(length, []).append((key, ids[i], None if types is None else types[i]))
+
+    def fill(self, tokens: dict, used: int) -> tuple[dict, list]:
+        """``tokens`` (a device batch ``[rows, length]`` whose first ``used`` rows are asked for) with
+        waiting rows of its length in its free rows, and their keys, in row order after ``used``."""
+        rows, length = tokens["input_ids"].shape
+        waiting = self._waiting.get(length)
+        if not waiting or used >= rows:
+            return tokens, []
+        taken, self._waiting[length] = waiting[: rows - used], waiting[rows - used :]
+        types = None if any(t is None for _, _, t in taken) else [t for _, _, t in taken]
+        extra = pad_tokens([ids for _, ids, _ in taken], length, self.pad_id, types)
+        tokens = dict(tokens)
+        for name, values in extra.items():
+            tokens[name] = np.array(tokens[name])  # a host copy: built arrays are read-only views
+            tokens[name][used : used + len(taken)] = values
+        return tokens, [key for key, _, _ in taken]
 
 
 def fit(tokens: dict, length: int) -> dict:

@@ -95,10 +95,11 @@ def sweep(
         interrupt.check()  # Ctrl-C stops between runs too (and between device batches inside)
         per_budget = [[] for _ in budgets]
         if group is not None:
+            finals = verify.FinalTexts(t.tokenizer, group.members, t.victim.max_length, t.victim.pad_id, rules, encoder)
             outcomes = engine.run_gradient_budgets(t.victim, t.params, group, budgets, batch_size=batch_size,
-                                                   verify=verify_top, max_iters=max_iters, allowed=allowed)
+                                                   verify=verify_top, max_iters=max_iters, allowed=allowed, finals=finals)
             per_budget = verify.check_budgets(t.victim, t.params, t.tokenizer, group.members, outcomes, budgets,
-                                              rules=rules, encoder=encoder, batch_size=batch_size)
+                                              rules=rules, encoder=encoder, batch_size=batch_size, probs=finals.probs)
         untouched = verify.check(t.victim, t.params, t.tokenizer, idle, [None] * len(idle), max(budgets), batch_size=batch_size)
         for b, records in enumerate(per_budget):
             records = records + untouched

@@ -8,6 +8,12 @@ budget allows, and the final text passes the attack's constraints (:mod:`.constr
 speech re-tagged on the final text, the sentence similarity re-computed from the strings); a flip
 that fails them is reported with ``constraint_failed`` and is not a success. A text the attack left unchanged (a misclassified example, or no substitution
 kept) is not run again: its probabilities are the clean ones.
+
+The model pass over the final strings need not be a pass of its own: the gradient search hands
+each text it settles to :class:`FinalTexts`, which tokenises it from its string at once and lets it
+ride in the free rows of the search's next device batch of the same padded length (a partial batch
+is otherwise filled with copies of its first row), in the same compiled program; only the texts
+settled too late to ride go through :func:`string_probs` at the end.
 """
 
 from __future__ import annotations
@@ -38,6 +44,54 @@ def string_probs(victim: Victim, params, tokenizer, examples: Sequence[Example],
     return out
 
 
+Key = tuple  # (member row, choice bytes): one final text of a group
+
+
+def final_key(row: int, choice: np.ndarray | None) -> Key:
+    return (row, None if choice is None else np.asarray(choice).tobytes())
+
+
+class FinalTexts:
+    """Final texts of a group's members, tokenised from their strings when the search settles them,
+    waiting for free rows in the search's device batches (module docstring; :class:`shapes.FreeRows`).
+
+    :meth:`settle` queues texts, the scorer fills ``rows`` into its batches, and :meth:`store` keeps
+    their probabilities, read by :func:`check_budgets` as ``probs``. With a similarity constraint
+    (``rules``, ``encoder``) the texts its re-check compares are queued on the encoder too
+    (:meth:`SentenceEncoder.queue`), to ride in the similarity filter's batches.
+    """
+
+    def __init__(self, tokenizer, members: Sequence[AttackExample], max_length: int, pad_id: int,
+                 rules: constraints.Constraints | None = None, encoder=None):
+        self.tokenizer, self.members, self.max_length = tokenizer, members, max_length
+        self.encoder = encoder if rules is not None and rules.similarity is not None else None
+        self.rules = rules
+        self.rows = shapes.FreeRows(max_length, pad_id)
+        self._seen: set[Key] = set()
+        self.probs: dict[Key, np.ndarray] = {}  # final key -> [C] probabilities of its string
+
+    def settle(self, rows: np.ndarray, choices: np.ndarray) -> None:
+        """Queue the final texts of members ``rows [R]`` with ``choices [R, W]`` (unchanged texts,
+        which keep their clean probabilities, and texts already queued are left out)."""
+        new = {}
+        for row, choice in zip(np.asarray(rows).tolist(), np.asarray(choices)):
+            key = final_key(row, choice)
+            if key not in self._seen and (choice >= 0).any():
+                new[key] = (self.members[row], choice)
+        self._seen.update(new)
+        finals = [ae.perturbed_example(choice) for ae, choice in new.values()]
+        encoded = encode(self.tokenizer, finals, self.max_length)
+        self.rows.add(list(new), [e.input_ids for e in encoded], [e.token_type_ids for e in encoded])
+        if self.encoder is not None:
+            pairs = [constraints.string_pairs(self.rules, ae.text, _attacked(final), [w for w, _, _ in ae.substitutions(choice)])
+                     for (ae, choice), final in zip(new.values(), finals)]
+            self.encoder.queue([t for text_pairs in pairs for pair in text_pairs for t in pair])
+
+    def store(self, keys: Sequence[Key], probs: np.ndarray) -> None:
+        """Keep ``probs [len(keys), C]``, the model's output on the rows filled for ``keys``."""
+        self.probs.update(zip(keys, np.asarray(probs)))
+
+
 def check(
     victim: Victim,
     params,
@@ -48,6 +102,7 @@ def check(
     rules: constraints.Constraints | None = None,
     encoder=None,
     batch_size: int = shapes.ROWS,
+    probs: dict | None = None,
 ) -> list[dict]:
     """One record per example of ``items`` (``None`` outcome: nothing attackable, left unchanged),
     the final texts checked against ``rules`` (the similarity with ``encoder``) and run in device
@@ -56,8 +111,9 @@ def check(
     Record keys: ``index, label, original_text, perturbed_text, substitutions, original_probs,
     perturbed_probs, success, skipped, reason, constraint_failed, queries, gradients, n_words,
     words_changed, clean_prob_true, low_confidence`` (see :func:`report.is_low_confidence`).
+    ``probs``: string probabilities already computed (:attr:`FinalTexts.probs`).
     """
-    return check_budgets(victim, params, tokenizer, items, [outcomes], [budget], rules, encoder, batch_size)[0]
+    return check_budgets(victim, params, tokenizer, items, [outcomes], [budget], rules, encoder, batch_size, probs)[0]
 
 
 def check_budgets(
@@ -70,13 +126,14 @@ def check_budgets(
     rules: constraints.Constraints | None = None,
     encoder=None,
     batch_size: int = shapes.ROWS,
+    probs: dict | None = None,
 ) -> list[list[dict]]:
     """:func:`check` of the outcomes of ``items`` at each of ``budgets`` (one list per budget, as a
     sweep's search gives them): every distinct final text is run through the model, and its
-    constraints checked, once."""
+    constraints checked, once; texts in ``probs`` (:attr:`FinalTexts.probs`) already were."""
     if not items:
         return [[] for _ in budgets]
-    key = lambda i, o: (i, None if o is None else np.asarray(o.choice).tobytes())
+    key = lambda i, o: final_key(i, None if o is None else o.choice)
     finals, subs_of = {}, {}  # by (item, choice)
     for outcomes in outcome_lists:
         for i, (ae, o) in enumerate(zip(items, outcomes)):
@@ -85,8 +142,10 @@ def check_budgets(
                 subs_of[key(i, o)] = ae.substitutions(o.choice) if o is not None else []
     # A text the attack left unchanged keeps its clean probabilities; only texts that were never
     # evaluated (nothing attackable) or were changed go through the model again.
-    rerun = [k for k in finals if k[1] is None or subs_of[k]]
-    final_probs = dict(zip(rerun, string_probs(victim, params, tokenizer, [finals[k] for k in rerun], batch_size))) if rerun else {}
+    final_probs = {k: p for k, p in (probs or {}).items() if k in finals}
+    rerun = [k for k in finals if (k[1] is None or subs_of[k]) and k not in final_probs]
+    if rerun:
+        final_probs.update(zip(rerun, string_probs(victim, params, tokenizer, [finals[k] for k in rerun], batch_size)))
     lists = []
     for outcomes, budget in zip(outcome_lists, budgets):
         records = []
@@ -115,7 +174,7 @@ def _record(ae: AttackExample, o: Outcome | None, final, p: np.ndarray, subs: li
         index=ae.index,
         label=label,
         original_text=ae.text,
-        perturbed_text=final.text_b if final.text_b is not None else final.text,
+        perturbed_text=_attacked(final),
         substitutions=[list(s) for s in subs],
         original_probs=[float(x) for x in original_probs],
         perturbed_probs=[float(x) for x in p],
@@ -130,6 +189,11 @@ def _record(ae: AttackExample, o: Outcome | None, final, p: np.ndarray, subs: li
     )
     record.update(clean_prob_true=report.clean_prob_true(record), low_confidence=report.is_low_confidence(record))
     return record
+
+
+def _attacked(example: Example) -> str:
+    """The segment of ``example`` an attack changes (the hypothesis of a pair)."""
+    return example.text_b if example.text_b is not None else example.text
 
 
 def failed_constraints(records: Sequence[dict], rules: constraints.Constraints, encoder) -> list[str]:
