@@ -70,12 +70,13 @@ def _study(config, workdir) -> int:
 
 
 def _evaluate(args) -> int:
+    from jaxrobust.data.conventions import conventions
     from jaxrobust.train import evaluate, load_run
 
     config, prepared = load_run(args.workdir)
     metrics = evaluate(
         prepared.classifier.model, prepared.splits[args.split], config,
-        prepared.classifier.tokenizer.pad_token_id, prepared.task.num_labels,
+        conventions(prepared.classifier.tokenizer).pad_id, prepared.task.num_labels,
     )
     _print_table({"split": args.split, **metrics}, ("split", "accuracy", "macro_f1", "loss", "n"))
     return 0

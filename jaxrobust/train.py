@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from jaxrobust.attacks.synonyms import load_synonyms
 from jaxrobust.checkpoint import Checkpoints
+from jaxrobust.data.conventions import conventions
 from jaxrobust.data.encoding import Encoded, encode, make_batches
 from jaxrobust.data.tasks import SPLIT_SEED, Example, Task, get_task
 from jaxrobust.errors import HubUnreachable, JaxRobustError
@@ -209,7 +210,7 @@ def epoch_batches(prepared: Prepared, config, epoch: int, substitutions: TokenSu
     """The shuffled training batches of ``epoch``: class-balanced where the objective needs it,
     with the synonym slots of every token (``slot_ids, slot_mask``) where it substitutes words."""
     seed = int(np.random.SeedSequence([config.seed, epoch]).generate_state(1)[0])
-    pad = prepared.classifier.tokenizer.pad_token_id
+    pad = conventions(prepared.classifier.tokenizer).pad_id
     train = prepared.splits["train"]
     if get_objective(config.objective).balanced:
         batches = balanced_batches(train, config.batch_size, prepared.task.num_labels, config.buckets, pad, seed)
@@ -425,7 +426,7 @@ def train_and_evaluate(
     write_json_atomic(workdir / "config.json", json.loads(config.to_json()))
     objective = get_objective(config.objective)
     model = prepared.classifier.model  # what is evaluated, selected and exported
-    pad_id = prepared.classifier.tokenizer.pad_token_id
+    pad_id = conventions(prepared.classifier.tokenizer).pad_id
     num_labels = prepared.task.num_labels
     # What the optimizer updates: the model, or a module holding it (RIFT: heads and a frozen teacher).
     trained = objective.wrap(model, num_labels, config) if objective.wrap else model

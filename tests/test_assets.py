@@ -106,8 +106,8 @@ def test_truncated_safetensors(tiny_model_dir, tmp_path):
 
 
 def test_unsupported_architecture_names_supported(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
-    with pytest.raises(JaxRobustError, match="unsupported architecture model_type='gpt2'; supported: bert, roberta, mpnet"):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt_neo"}))
+    with pytest.raises(JaxRobustError, match="unsupported architecture model_type='gpt_neo' in .*; supported: bert, roberta, mpnet, gpt2, llama"):
         load_classifier(str(tmp_path))
 
 

@@ -41,9 +41,10 @@ import jax
 import numpy as np
 
 from jaxrobust.attacks import shapes
-from jaxrobust.attacks.layout import ORIGINAL, AttackExample, Layout, build_tokens, context_prefix, longest_length, make_layout, segment_lengths, tokenize_words
+from jaxrobust.attacks.layout import ORIGINAL, AttackExample, Layout, build_tokens, longest_length, make_layout, segment_lengths, tokenize_words
 from jaxrobust.attacks.sentence_encoder import SentenceEncoder, embed_tokens
 from jaxrobust.attacks.victim import Victim, model_inputs
+from jaxrobust.data.conventions import conventions
 from jaxrobust.data.encoding import encode
 from jaxrobust.data.tasks import Example
 from jaxrobust.errors import JaxRobustError
@@ -163,7 +164,7 @@ def window_text(text: str, spans: Sequence[tuple[int, int]], lo: int, hi: int) -
 def _twin(tokenizer, ae: AttackExample, max_length: int) -> AttackExample:
     """``ae`` in ``tokenizer``'s tokens: the attacked text alone, the same slots and candidates."""
     (enc,) = encode(tokenizer, [Example(ae.text, ae.example.label)], max_length)
-    prefixes = [context_prefix(ae.text, ae.encoded.words[w][0]) for w in ae.slot_words]
+    prefixes = [conventions(tokenizer).context_prefix(ae.text, ae.encoded.words[w][0]) for w in ae.slot_words]
     ids = tokenize_words(tokenizer, list(dict.fromkeys(p + c for p, options in zip(prefixes, ae.candidates) for c in options)))
     candidate_ids = [[ids[p + c] for c in options] for p, options in zip(prefixes, ae.candidates)]
     return AttackExample(ae.index, Example(ae.text, ae.example.label), enc, list(ae.slot_words), ae.candidates, candidate_ids, ae.n_words)

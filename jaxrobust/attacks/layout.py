@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrobust.attacks import pos
+from jaxrobust.data.conventions import conventions
 from jaxrobust.data.encoding import Encoded, encode
 from jaxrobust.data.tasks import Example
 
@@ -185,7 +186,7 @@ def prepare_examples(
                 got = tagger.candidate_tags(words, w, options, tags)
                 options = [c for c, t in zip(options, got) if pos.universal(t) == pos.universal(tags[w])]
             if options:
-                prefix = context_prefix(text, s)
+                prefix = conventions(tokenizer).context_prefix(text, s)  # candidates tokenised in context
                 slots.append((w, prefix, options))
                 wanted.update((prefix + c, None) for c in options)
         found.append(slots)
@@ -202,12 +203,6 @@ def prepare_examples(
                 ae.candidate_ids.append([pieces[prefix + c] for c in ok])
         prepared.append(ae)
     return prepared
-
-
-def context_prefix(text: str, start: int) -> str:
-    """A leading space if the word at ``start`` follows whitespace: byte-level BPE tokenises a word
-    differently after a space, so candidates are tokenised in that context."""
-    return " " if start > 0 and text[start - 1].isspace() else ""
 
 
 def _truncated(enc: Encoded, w: int) -> bool:
@@ -276,7 +271,7 @@ def make_layout(
     W = max(1, num_slots or 0, max(len(ae.slot_words) for ae in items))
     K = max(1, num_candidates or 0, max((len(c) for ae in items for c in ae.candidates), default=1))
     N = len(items)
-    pad = tokenizer.pad_token_id
+    pad = conventions(tokenizer).pad_id
     lay = Layout(
         seg_tokens=np.full((N, S, P), pad, np.int32),
         seg_len=np.zeros((N, S), np.int32),

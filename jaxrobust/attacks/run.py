@@ -22,6 +22,7 @@ from jaxrobust.attacks.layout import prepare_examples
 from jaxrobust.attacks.sentence_encoder import DEFAULT_ENCODER, SentenceEncoder
 from jaxrobust.attacks.validity import validity
 from jaxrobust.attacks.victim import Victim
+from jaxrobust.data.conventions import conventions
 from jaxrobust.data.encoding import encode
 from jaxrobust.data.tasks import Example
 from jaxrobust.errors import JaxRobustError
@@ -281,7 +282,8 @@ def load_target(
         config, prepared = load_run(workdir)
         loaded, the_task, max_length, source = prepared.classifier, prepared.task, config.max_length, str(workdir)
     tok = loaded.tokenizer
-    victim, params = split_model(loaded.model, tok.pad_token_id, tok.unk_token_id, max_length)
+    conv = conventions(tok)
+    victim, params = split_model(loaded.model, conv.pad_id, conv.unk_id, max_length)
     return Target(victim, params, tok, the_task, source, loaded)
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from jaxrobust.attacks import shapes
 from jaxrobust.attacks.victim import Victim, forward, model_inputs, split_model
+from jaxrobust.data.conventions import conventions
 from jaxrobust.errors import JaxRobustError
 
 MAX_SEQ_LENGTH = 256  # all-MiniLM-L6-v2's sentence_bert_config.json
@@ -54,10 +55,11 @@ class SentenceEncoder:
         self.max_length, self.batch_size = max_length, batch_size
         self.dim = loaded.config.hidden_size
         tok = loaded.tokenizer
-        self.static, self.params = split_model(loaded.model, tok.pad_token_id, tok.unk_token_id, max_length)
+        conv = conventions(tok)
+        self.static, self.params = split_model(loaded.model, conv.pad_id, conv.unk_id, max_length)
         self._embedded: dict[str, np.ndarray] = {}  # text -> its unit row
         # Texts asked for ahead (:meth:`queue`), embedded in the free rows of the search's batches.
-        self.waiting = shapes.FreeRows(max_length, tok.pad_token_id)
+        self.waiting = shapes.FreeRows(max_length, conv.pad_id)
         self._queued: set[str] = set()
 
     def _ids(self, texts: Sequence[str]) -> list[list[int]]:
@@ -80,7 +82,7 @@ class SentenceEncoder:
         new = [t for t in dict.fromkeys(texts) if t not in self._embedded]
         ids = self._ids(new)
         for rows, padded, length in shapes.length_batches([len(i) for i in ids], self.batch_size, self.max_length):
-            tokens = shapes.pad_tokens([ids[r] for r in padded], length, self.tokenizer.pad_token_id)
+            tokens = shapes.pad_tokens([ids[r] for r in padded], length, self.static.pad_id)
             got = np.asarray(embed_tokens(self.static, self.params, tokens))
             self._embedded.update((new[r], row) for r, row in zip(rows, got))
         return np.stack([self._embedded[t] for t in texts]) if len(texts) else np.zeros((0, self.dim), np.float32)

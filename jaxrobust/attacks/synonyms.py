@@ -75,6 +75,7 @@ import numpy as np
 from jaxrobust import assets
 from jaxrobust.attacks import counterfit
 from jaxrobust.attacks import wordnet as wordnet_lib
+from jaxrobust.data import conventions
 from jaxrobust.errors import JaxRobustError
 
 # nltk's English stop-word list (179 words, in nltk's order), kept here so that nothing needs
@@ -494,25 +495,18 @@ def _wordnet_cf_source(k: int, min_cos: float):
     return "vectors", identity, min_cos, pool
 
 
-def whole_word_tokens(vocab: dict[str, int], special: set[str]) -> dict[str, int]:
-    """Whole-word tokens of a tokenizer vocabulary as ``word -> token id`` (vocabulary words only).
-
-    WordPiece (BERT, MPNet): tokens that are not ``##`` continuations or special tokens. BPE
-    (RoBERTa, GPT-2): tokens ``Ġword`` (a word after a space); the word is the rest.
-    """
-    bpe = any(t.startswith("Ġ") for t in vocab)
+def whole_word_tokens(vocab: dict[str, int], special: set[str], scheme: str | None = None) -> dict[str, int]:
+    """Whole-word tokens of a tokenizer vocabulary as ``word -> token id`` (vocabulary words only):
+    the tokens that spell a word where it starts after a space (:func:`conventions.word_of`:
+    WordPiece's pieces without ``##``; ``Ġword`` of byte-level BPE and ``▁word`` of SentencePiece,
+    the word being the rest), special tokens left out. ``scheme``: the tokenizer's
+    (:func:`conventions.conventions`), else guessed from the vocabulary."""
+    scheme = scheme or conventions.scheme_of(vocab)
     out: dict[str, int] = {}
     for token, i in sorted(vocab.items(), key=lambda item: item[1]):
-        if token in special:
-            continue
-        if bpe:
-            if not token.startswith("Ġ"):
-                continue
-            token = token[1:]
-        elif token.startswith("##"):
-            continue
-        if is_vocab_word(token) and token not in out:
-            out[token] = i
+        word = None if token in special else conventions.word_of(scheme, token)
+        if word is not None and is_vocab_word(word) and word not in out:
+            out[word] = i
     return out
 
 
@@ -551,7 +545,7 @@ def _embedding_source(ref: str, k: int, min_cos: float):
         from jaxrobust.models.loading import load_tokenizer
 
         tok = load_tokenizer(path)
-        words = whole_word_tokens(tok.get_vocab(), set(tok.all_special_tokens))
+        words = whole_word_tokens(tok.get_vocab(), set(tok.all_special_tokens), conventions.conventions(tok).scheme)
         matrix = read_word_embeddings(path)
         token_ids = np.array(list(words.values()), np.int64)
         if token_ids.size and token_ids.max() >= matrix.shape[0]:

@@ -37,7 +37,7 @@ def string_probs(victim: Victim, params, tokenizer, examples: Sequence[Example],
     out = None
     for rows, padded, length in shapes.length_batches([e.length for e in encoded], batch_size, victim.max_length):
         picked = [encoded[r] for r in padded]
-        tokens = shapes.pad_tokens([e.input_ids for e in picked], length, tokenizer.pad_token_id, [e.token_type_ids for e in picked])
+        tokens = shapes.pad_tokens([e.input_ids for e in picked], length, victim.pad_id, [e.token_type_ids for e in picked])
         p = np.asarray(predict(victim, params, tokens))
         out = np.zeros((len(examples), p.shape[1]), np.float32) if out is None else out
         out[rows] = p[: len(rows)]

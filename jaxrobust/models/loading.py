@@ -15,8 +15,11 @@ from flax import nnx
 
 from jaxrobust import assets
 from jaxrobust.errors import JaxRobustError
-from jaxrobust.models.config import EncoderConfig
+from jaxrobust.models.config import FAMILIES, EncoderConfig
+from jaxrobust.models.decoder import DecoderClassifier
+from jaxrobust.models.decoder_config import DECODER_TYPES, DecoderConfig
 from jaxrobust.models.encoder import SequenceClassifier
+from jaxrobust.models.weight_rules import load_rule_weights
 from jaxrobust.models.weights import load_hf_weights, read_safetensors, to_hf_state_dict
 from jaxrobust.outputs import is_run_dir, write_export
 
@@ -62,7 +65,8 @@ def weight_files(path: Path) -> list[Path]:
 
 
 # The tokenizer class of each family, for a directory whose tokenizer_config.json names none.
-_TOKENIZER_CLASS = {"bert": "BertTokenizer", "roberta": "RobertaTokenizer", "mpnet": "MPNetTokenizer"}
+_TOKENIZER_CLASS = {"bert": "BertTokenizer", "roberta": "RobertaTokenizer", "mpnet": "MPNetTokenizer", "gpt2": "GPT2Tokenizer",
+                    "llama": "LlamaTokenizer", "mistral": "LlamaTokenizer", "qwen2": "Qwen2Tokenizer"}
 
 
 def load_tokenizer(path: Path):
@@ -108,15 +112,25 @@ def load_classifier(
     if is_run_dir(path):
         return _run_classifier(path, num_labels)
     hf_config = load_hf_config(path)
-    cfg = EncoderConfig.from_hf(hf_config, num_labels)
-    build = lambda: SequenceClassifier(cfg, rngs=nnx.Rngs(params=seed, dropout=seed))
+    model_type = hf_config.get("model_type")
+    if model_type not in FAMILIES and model_type not in DECODER_TYPES:
+        raise JaxRobustError(f"unsupported architecture model_type={model_type!r} in {path}; supported: "
+                             + ", ".join([*FAMILIES, *DECODER_TYPES]))
+    if model_type in DECODER_TYPES:
+        cfg = DecoderConfig.from_hf(hf_config, num_labels)
+        build = lambda: DecoderClassifier(cfg, rngs=nnx.Rngs(params=seed, dropout=seed))
+        fill = load_rule_weights
+    else:
+        cfg = EncoderConfig.from_hf(hf_config, num_labels)
+        build = lambda: SequenceClassifier(cfg, rngs=nnx.Rngs(params=seed, dropout=seed))
+        fill = load_hf_weights
     model, fresh = nnx.eval_shape(build), []
     if weights:
         tensors = read_safetensors(weight_files(path))
-        fresh = load_hf_weights(model, cfg, tensors, source=str(path))
+        fresh = fill(model, cfg, tensors, source=str(path))
         if fresh and random_head:
             model = build()
-            load_hf_weights(model, cfg, tensors, source=str(path))
+            fill(model, cfg, tensors, source=str(path))
         else:
             fill_abstract(model, seed)
     model.eval()

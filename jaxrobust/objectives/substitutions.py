@@ -5,7 +5,8 @@ every word of every training batch, inside the jitted step. Training batches are
 candidates are looked up per token, with this rule (documented in the README):
 
 * a token may be substituted only if it is a whole word on its own: a whole-word token (WordPiece:
-  not a ``##`` piece; BPE: a ``Ġword`` token) that the next token does not continue;
+  not a ``##`` piece; byte-level BPE: a ``Ġword`` token; SentencePiece: a ``▁word`` token,
+  :mod:`jaxrobust.data.conventions`) that the next token does not continue;
 * its candidates are the synonyms (from a :class:`~jaxrobust.attacks.synonyms.CandidateTable`) that
   are whole-word tokens themselves;
 * stop words, special tokens, capitalised tokens of cased vocabularies and words split into pieces
@@ -23,6 +24,7 @@ import dataclasses
 import numpy as np
 
 from jaxrobust.attacks.synonyms import CandidateTable, whole_word_tokens
+from jaxrobust.data import conventions
 
 
 @dataclasses.dataclass
@@ -50,7 +52,8 @@ def token_substitutions(tokenizer, table: CandidateTable, k: int) -> TokenSubsti
     """At most ``k`` candidate tokens for every whole-word token of ``tokenizer``'s vocabulary."""
     vocab = tokenizer.get_vocab()
     size = max(len(tokenizer), max(vocab.values()) + 1)
-    words = whole_word_tokens(vocab, set(tokenizer.all_special_tokens))  # lower-case word -> token
+    scheme = conventions.conventions(tokenizer).scheme
+    words = whole_word_tokens(vocab, set(tokenizer.all_special_tokens), scheme)  # lower-case word -> token
     ids = np.zeros((size, 1 + k), np.int32)
     ids[:, 0] = np.arange(size)
     mask = np.zeros((size, 1 + k), bool)
@@ -60,17 +63,12 @@ def token_substitutions(tokenizer, table: CandidateTable, k: int) -> TokenSubsti
         found = [t for t in found if t is not None and t != token][:k]
         ids[token, 1 : 1 + len(found)] = found
         mask[token, 1 : 1 + len(found)] = True
-    return TokenSubstitutions(ids, mask, _continuation_tokens(vocab, size))
+    return TokenSubstitutions(ids, mask, _continuation_tokens(vocab, size, scheme))
 
 
-def _continuation_tokens(vocab: dict[str, int], size: int) -> np.ndarray:
-    """``[V]`` bool: WordPiece ``##`` pieces; BPE tokens without ``Ġ`` that start with a letter,
-    digit or apostrophe (``'t`` continues ``Ġdon``; ``,`` does not continue ``Ġgood``)."""
-    bpe = any(t.startswith("Ġ") for t in vocab)
+def _continuation_tokens(vocab: dict[str, int], size: int, scheme: str) -> np.ndarray:
+    """``[V]`` bool: the tokens that continue the word before them (:func:`conventions.continues`)."""
     out = np.zeros(size, bool)
     for token, i in vocab.items():
-        if bpe:
-            out[i] = not token.startswith("Ġ") and (token[:1].isalnum() or token[:1] == "'")
-        else:
-            out[i] = token.startswith("##")
+        out[i] = conventions.continues(scheme, token)
     return out

@@ -1,0 +1,181 @@
+"""Hugging Face checkpoint tensors -> NNX parameters by rules ``(regex, NNX paths, transform)``.
+
+A rule's regular expression matches a checkpoint key (without the base-model prefix, e.g.
+``model.`` or ``transformer.``, which a checkpoint may or may not carry); its NNX path templates
+(``\\1`` for the matched layer index) name the parameters the tensor fills, and its transform
+turns the tensor into them: :func:`T` (PyTorch's ``[out, in]`` linear weight to Flax's
+``[in, out]`` kernel), :func:`same`, :func:`split` (a fused projection into its parts, e.g.
+GPT-2's ``c_attn``). The decoder families' tables are here; the encoders' are in :mod:`.weights`
+(to move here).
+
+Loading collects every missing, unexpected and mis-shaped key into one error. The classification
+head (``head.*``) may be missing (freshly initialised, as transformers does), and so may an untied
+causal-LM head, which a sequence-classification checkpoint does not carry (the model then has none).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, Sequence
+
+import numpy as np
+
+from jaxrobust.errors import JaxRobustError
+from jaxrobust.models.weights import flat_params
+
+Transform = Callable[[np.ndarray, object], Sequence[np.ndarray]]
+
+
+def T(x: np.ndarray, cfg) -> list[np.ndarray]:
+    return [x.T]
+
+
+def same(x: np.ndarray, cfg) -> list[np.ndarray]:
+    return [x]
+
+
+def split(sizes: Callable[[object], Sequence[int]], axis: int, transpose: bool = False) -> Transform:
+    """A fused tensor cut along ``axis`` into parts of ``sizes(cfg)`` (each transposed if ``transpose``)."""
+
+    def cut(x: np.ndarray, cfg) -> list[np.ndarray]:
+        parts = np.split(x, np.cumsum(sizes(cfg))[:-1], axis=axis)
+        return [p.T if transpose else p for p in parts]
+
+    return cut
+
+
+def _linear(hf: str, path: str, bias: bool = True) -> list:
+    rules = [(hf + r"\.weight", (path + ".kernel",), T)]
+    return rules + [(hf + r"\.bias", (path + ".bias",), same)] if bias else rules
+
+
+_qkv = lambda cfg: (cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim)
+_QKV = tuple(f"layers.\\1.attention.{p}" for p in ("query", "key", "value"))
+
+# GPT-2's Conv1D stores weights [in, out], Flax's layout: no transpose.
+GPT2 = [
+    (r"wte\.weight", ("embed.embedding",), same),
+    (r"wpe\.weight", ("position.embedding",), same),
+    (r"h\.(\d+)\.ln_1\.weight", ("layers.\\1.attention_norm.scale",), same),
+    (r"h\.(\d+)\.ln_1\.bias", ("layers.\\1.attention_norm.bias",), same),
+    (r"h\.(\d+)\.attn\.c_attn\.weight", tuple(p + ".kernel" for p in _QKV), split(_qkv, axis=1)),
+    (r"h\.(\d+)\.attn\.c_attn\.bias", tuple(p + ".bias" for p in _QKV), split(_qkv, axis=0)),
+    (r"h\.(\d+)\.attn\.c_proj\.weight", ("layers.\\1.attention.output.kernel",), same),
+    (r"h\.(\d+)\.attn\.c_proj\.bias", ("layers.\\1.attention.output.bias",), same),
+    (r"h\.(\d+)\.ln_2\.weight", ("layers.\\1.mlp_norm.scale",), same),
+    (r"h\.(\d+)\.ln_2\.bias", ("layers.\\1.mlp_norm.bias",), same),
+    (r"h\.(\d+)\.mlp\.c_fc\.weight", ("layers.\\1.mlp.up.kernel",), same),
+    (r"h\.(\d+)\.mlp\.c_fc\.bias", ("layers.\\1.mlp.up.bias",), same),
+    (r"h\.(\d+)\.mlp\.c_proj\.weight", ("layers.\\1.mlp.down.kernel",), same),
+    (r"h\.(\d+)\.mlp\.c_proj\.bias", ("layers.\\1.mlp.down.bias",), same),
+    (r"ln_f\.weight", ("final_norm.scale",), same),
+    (r"ln_f\.bias", ("final_norm.bias",), same),
+]
+
+LLAMA = [
+    (r"embed_tokens\.weight", ("embed.embedding",), same),
+    (r"layers\.(\d+)\.input_layernorm\.weight", ("layers.\\1.attention_norm.scale",), same),
+    *[rule for hf, nnx_name in (("q", "query"), ("k", "key"), ("v", "value"), ("o", "output"))
+      for rule in _linear(rf"layers\.(\d+)\.self_attn\.{hf}_proj", f"layers.\\1.attention.{nnx_name}")],
+    (r"layers\.(\d+)\.post_attention_layernorm\.weight", ("layers.\\1.mlp_norm.scale",), same),
+    *[rule for name in ("gate", "up", "down") for rule in _linear(rf"layers\.(\d+)\.mlp\.{name}_proj", f"layers.\\1.mlp.{name}")],
+    (r"norm\.weight", ("final_norm.scale",), same),
+]
+
+# Phi-3 fuses q/k/v and gate/up into single projections (rows: q, k, v; gate, up).
+_gate_up = lambda cfg: (cfg.intermediate_size, cfg.intermediate_size)
+PHI3 = [
+    rule for rule in LLAMA if "self_attn" not in rule[0] and r"mlp\.gate" not in rule[0] and r"mlp\.up" not in rule[0]
+] + [
+    (r"layers\.(\d+)\.self_attn\.qkv_proj\.weight", tuple(p + ".kernel" for p in _QKV), split(_qkv, axis=0, transpose=True)),
+    (r"layers\.(\d+)\.self_attn\.o_proj\.weight", ("layers.\\1.attention.output.kernel",), T),
+    (r"layers\.(\d+)\.mlp\.gate_up_proj\.weight", ("layers.\\1.mlp.gate.kernel", "layers.\\1.mlp.up.kernel"),
+     split(_gate_up, axis=0, transpose=True)),
+]
+
+# Gemma 2/3: a norm before and after each branch; Gemma 3 also normalises query and key heads.
+GEMMA2 = [rule for rule in LLAMA if "post_attention_layernorm" not in rule[0]] + [
+    (r"layers\.(\d+)\.post_attention_layernorm\.weight", ("layers.\\1.attention_post_norm.scale",), same),
+    (r"layers\.(\d+)\.pre_feedforward_layernorm\.weight", ("layers.\\1.mlp_norm.scale",), same),
+    (r"layers\.(\d+)\.post_feedforward_layernorm\.weight", ("layers.\\1.mlp_post_norm.scale",), same),
+]
+GEMMA3 = GEMMA2 + [
+    (r"layers\.(\d+)\.self_attn\.q_norm\.weight", ("layers.\\1.attention.q_norm.scale",), same),
+    (r"layers\.(\d+)\.self_attn\.k_norm\.weight", ("layers.\\1.attention.k_norm.scale",), same),
+]
+
+PHI = [
+    (r"embed_tokens\.weight", ("embed.embedding",), same),
+    (r"layers\.(\d+)\.input_layernorm\.weight", ("layers.\\1.attention_norm.scale",), same),
+    (r"layers\.(\d+)\.input_layernorm\.bias", ("layers.\\1.attention_norm.bias",), same),
+    *[rule for hf, nnx_name in (("q_proj", "query"), ("k_proj", "key"), ("v_proj", "value"), ("dense", "output"))
+      for rule in _linear(rf"layers\.(\d+)\.self_attn\.{hf}", f"layers.\\1.attention.{nnx_name}")],
+    *_linear(r"layers\.(\d+)\.mlp\.fc1", "layers.\\1.mlp.up"),
+    *_linear(r"layers\.(\d+)\.mlp\.fc2", "layers.\\1.mlp.down"),
+    (r"final_layernorm\.weight", ("final_norm.scale",), same),
+    (r"final_layernorm\.bias", ("final_norm.bias",), same),
+    (r"lm_head\.bias", ("lm_head.bias",), same),
+]
+
+_HEADS = [(r"score\.weight", ("head.kernel",), T), (r"lm_head\.weight", ("lm_head.kernel",), T)]
+RULES = {name: table + _HEADS for name, table in (
+    ("gpt2", GPT2), ("llama", LLAMA), ("mistral", LLAMA), ("qwen2", LLAMA), ("phi3", PHI3),
+    ("gemma", LLAMA), ("gemma2", GEMMA2), ("gemma3_text", GEMMA3), ("phi", PHI))}
+PREFIXES = dict.fromkeys(RULES, "model.") | {"gpt2": "transformer."}
+# Buffers some checkpoints carry: GPT-2's causal-mask ``attn.bias``/``masked_bias``, rotary inv_freq.
+IGNORED = [r".*\.attn\.(masked_)?bias$", r".*rotary_emb\.inv_freq$"]
+
+
+def load_rule_weights(model, cfg, weights: dict[str, np.ndarray], source: str) -> list[str]:
+    """Copy checkpoint ``weights`` into ``model`` in place by the rules of ``cfg.model_type``.
+
+    Returns the NNX paths left freshly initialised (only head parameters may be); a causal-LM head
+    the checkpoint lacks is removed (``model.lm_head = None``). Raises one ``JaxRobustError``
+    listing every missing, unexpected or mis-shaped key otherwise.
+    """
+    from jaxrobust.models.weights import _set_flat_params
+
+    rules = [(re.compile(p + "$"), targets, fn) for p, targets, fn in RULES[cfg.model_type]]
+    ignored = [re.compile(p) for p in IGNORED]
+    prefix = PREFIXES[cfg.model_type]
+    params = flat_params(model)
+    loaded: dict[str, np.ndarray] = {}
+    unexpected, misshaped = [], []
+    for key, value in weights.items():
+        bare = key.removeprefix(prefix)
+        if any(p.match(bare) for p in ignored):
+            continue
+        if bare == "lm_head.weight" and cfg.tie_word_embeddings:
+            continue  # the tied head is the embedding matrix
+        for pattern, targets, transform in rules:
+            m = pattern.match(bare)
+            if m:
+                break
+        else:
+            unexpected.append(key)
+            continue
+        paths = [m.expand(t) for t in targets]
+        if any(p not in params for p in paths):  # e.g. a layer index beyond the config's layers
+            unexpected.append(key)
+            continue
+        parts = transform(np.asarray(value), cfg)
+        shapes = [params[p].shape for p in paths]
+        if [tuple(x.shape) for x in parts] != [tuple(s) for s in shapes]:
+            misshaped.append(f"{key} {tuple(np.shape(value))}, expected parts {', '.join(map(str, shapes))}")
+            continue
+        loaded.update(zip(paths, parts))
+    missing = sorted(p for p in params if p not in loaded)
+    fresh = [p for p in missing if p.startswith("head.")]
+    no_lm_head = [p for p in missing if p.startswith("lm_head.")]
+    missing = [p for p in missing if not p.startswith(("head.", "lm_head."))]
+    if unexpected or missing or misshaped:
+        parts = []
+        for name, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
+            if keys:
+                shown = ", ".join(keys[:6]) + (f", ... ({len(keys)} in all)" if len(keys) > 6 else "")
+                parts.append(f"{name}: {shown}")
+        raise JaxRobustError(f"weights in {source} do not fit the {cfg.model_type} classifier; " + "; ".join(parts))
+    _set_flat_params(model, loaded)
+    if no_lm_head:
+        model.lm_head = None
+    return fresh
