@@ -175,3 +175,14 @@ def test_full_size_configs_have_transformers_parameter_counts(name):
 def _meta(cls, config):
     with torch.device("meta"):
         return cls.from_config(config)
+
+
+def test_a_checkpoint_that_does_not_fit_names_its_keys_in_one_error(tmp_path):
+    import json
+
+    _, folder = _saved(tmp_path, "llama", "cls")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 1, "intermediate_size": 40}))
+    with pytest.raises(JaxRobustError, match=r"do not fit the llama classifier; unexpected: model\.layers\.1\.[^;]*; "
+                                             r"mis-shaped: model\.layers\.0\.mlp\."):
+        load_classifier(str(folder), tokenizer=False)

@@ -20,8 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from jaxrobust.errors import JaxRobustError
-from jaxrobust.models.weights import flat_params
+from jaxrobust.models.weights import check_fit, flat_params, set_flat_params
 
 Transform = Callable[[np.ndarray, object], Sequence[np.ndarray]]
 
@@ -133,14 +132,12 @@ def load_rule_weights(model, cfg, weights: dict[str, np.ndarray], source: str) -
     the checkpoint lacks is removed (``model.lm_head = None``). Raises one ``JaxRobustError``
     listing every missing, unexpected or mis-shaped key otherwise.
     """
-    from jaxrobust.models.weights import _set_flat_params
-
     rules = [(re.compile(p + "$"), targets, fn) for p, targets, fn in RULES[cfg.model_type]]
     ignored = [re.compile(p) for p in IGNORED]
     prefix = PREFIXES[cfg.model_type]
     params = flat_params(model)
     loaded: dict[str, np.ndarray] = {}
-    unexpected, misshaped = [], []
+    unexpected, misshaped, named = [], [], set()
     for key, value in weights.items():
         bare = key.removeprefix(prefix)
         if any(p.match(bare) for p in ignored):
@@ -162,20 +159,15 @@ def load_rule_weights(model, cfg, weights: dict[str, np.ndarray], source: str) -
         shapes = [params[p].shape for p in paths]
         if [tuple(x.shape) for x in parts] != [tuple(s) for s in shapes]:
             misshaped.append(f"{key} {tuple(np.shape(value))}, expected parts {', '.join(map(str, shapes))}")
+            named.update(paths)  # reported as mis-shaped, not also as missing
             continue
         loaded.update(zip(paths, parts))
-    missing = sorted(p for p in params if p not in loaded)
+    missing = sorted(p for p in params if p not in loaded and p not in named)
     fresh = [p for p in missing if p.startswith("head.")]
     no_lm_head = [p for p in missing if p.startswith("lm_head.")]
     missing = [p for p in missing if not p.startswith(("head.", "lm_head."))]
-    if unexpected or missing or misshaped:
-        parts = []
-        for name, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
-            if keys:
-                shown = ", ".join(keys[:6]) + (f", ... ({len(keys)} in all)" if len(keys) > 6 else "")
-                parts.append(f"{name}: {shown}")
-        raise JaxRobustError(f"weights in {source} do not fit the {cfg.model_type} classifier; " + "; ".join(parts))
-    _set_flat_params(model, loaded)
+    check_fit(source, cfg.model_type, missing, unexpected, misshaped)
+    set_flat_params(model, loaded)
     if no_lm_head:
         model.lm_head = None
     return fresh

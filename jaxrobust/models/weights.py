@@ -118,7 +118,7 @@ def flat_params(model: nnx.Module) -> dict[str, np.ndarray]:
     return flat
 
 
-def _set_flat_params(model: nnx.Module, flat: dict[str, np.ndarray]) -> None:
+def set_flat_params(model: nnx.Module, flat: dict[str, np.ndarray]) -> None:
     state = nnx.state(model, nnx.Param)
     pure = nnx.to_pure_dict(state)
     for path, value in flat.items():
@@ -167,15 +167,21 @@ def load_hf_weights(model: nnx.Module, cfg: EncoderConfig, weights: dict[str, np
     missing = sorted(p for p in params if p not in loaded)
     fresh = [p for p in missing if p.startswith("head.")]
     missing = [p for p in missing if not p.startswith("head.")]
-    if unexpected or missing or misshaped:
-        parts = []
-        for name, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
-            if keys:
-                shown = ", ".join(keys[:6]) + (f", ... ({len(keys)} in all)" if len(keys) > 6 else "")
-                parts.append(f"{name}: {shown}")
-        raise JaxRobustError(f"weights in {source} do not fit the {cfg.model_type} classifier; " + "; ".join(parts))
-    _set_flat_params(model, loaded)
+    check_fit(source, cfg.model_type, missing, unexpected, misshaped)
+    set_flat_params(model, loaded)
     return fresh
+
+
+def check_fit(source: str, model_type: str, missing: list[str], unexpected: list[str], misshaped: list[str]) -> None:
+    """Raise one error naming every missing, unexpected and mis-shaped key (the first six of each)."""
+    if not (unexpected or missing or misshaped):
+        return
+    parts = []
+    for name, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
+        if keys:
+            shown = ", ".join(keys[:6]) + (f", ... ({len(keys)} in all)" if len(keys) > 6 else "")
+            parts.append(f"{name}: {shown}")
+    raise JaxRobustError(f"weights in {source} do not fit the {model_type} classifier; " + "; ".join(parts))
 
 
 def to_hf_state_dict(
