@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import jax
 import pytest
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import BertTokenizer, PreTrainedTokenizerFast
 
 jax.config.update("jax_default_matmul_precision", "highest")
 
@@ -30,8 +32,6 @@ def _tiny_config(family: str, num_labels: int):
 
 def _write_tokenizer(directory) -> None:
     """A WordPiece tokenizer over a tiny vocabulary (ids stay below TINY['vocab_size'])."""
-    from transformers import BertTokenizer
-
     vocab = directory / "vocab.txt"
     vocab.write_text("\n".join(["[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]", *WORDS]) + "\n")
     BertTokenizer(vocab=str(vocab)).save_pretrained(str(directory))
@@ -162,3 +162,56 @@ def other_tiny_run(trained_tiny_run, tmp_path_factory):
     run = tmp_path_factory.mktemp("tiny-run-one-epoch") / "run"
     train_and_evaluate(c, run)
     return run
+
+
+# --- tiny tokenizers of each family's kind, trained here with the `tokenizers` library ----------
+# (BERT's WordPiece, byte-level BPE with and without special tokens as RoBERTa and GPT-2 add them,
+# SentencePiece-style BPE with and without a dummy prefix as Llama 2 and Gemma have it)
+
+CORPUS = ["the film was good", "the plot was bad", "hello world", "a boring film", "the films were great",
+          "it was not very good", "hello there, world"] * 20
+TEXT = "the films were good, hello world"
+
+
+def trained_bpe(pre, decoder, special: list[str], vocab_size: int = 120) -> Tokenizer:
+    tok = Tokenizer(models.BPE(unk_token=special[0] if special[0] == "<unk>" else None))
+    tok.pre_tokenizer, tok.decoder = pre, decoder
+    alphabet = pre_tokenizers.ByteLevel.alphabet() if isinstance(pre, pre_tokenizers.ByteLevel) else []
+    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=vocab_size + len(alphabet), special_tokens=special, initial_alphabet=alphabet))
+    return tok
+
+
+def _template(tok: Tokenizer, single: str, pair: str) -> None:
+    names = {t for t in (single + " " + pair).split() if t.startswith("<")}
+    tok.post_processor = processors.TemplateProcessing(single=single, pair=pair, special_tokens=[(n, tok.token_to_id(n)) for n in names])
+
+
+def bert(tmp_path):
+    words = ["the", "film", "##s", "were", "good", ",", "hello", "world", "plot", "was", "bad", "boring"]
+    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    return BertTokenizer(vocab=str(tmp_path / "vocab.txt"))
+
+
+def gpt2(_):
+    tok = trained_bpe(pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel(), ["<|endoftext|>"])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>")
+
+
+def roberta(_):
+    tok = trained_bpe(pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel(), ["<s>", "<pad>", "</s>", "<unk>"])
+    _template(tok, "<s> $A </s>", "<s> $A </s> </s> $B </s>")
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+
+
+def llama(_):
+    tok = trained_bpe(pre_tokenizers.Metaspace(prepend_scheme="first"), decoders.Metaspace(prepend_scheme="first"), ["<unk>", "<s>", "</s>"])
+    _template(tok, "<s> $A", "<s> $A <s> $B")
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+
+
+def gemma(_):
+    tok = trained_bpe(pre_tokenizers.Metaspace(prepend_scheme="never"), decoders.Metaspace(prepend_scheme="never"), ["<unk>", "<pad>", "<bos>", "<eos>"])
+    _template(tok, "<bos> $A", "<bos> $A <bos> $B")
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>")
+
+

@@ -53,33 +53,51 @@ def _test_examples(target):
     return test, np.arange(len(test))
 
 
-def test_device_tokens_equal_the_tokenised_string(tiny_model_dir):
-    directory, _ = tiny_model_dir("bert", num_labels=2)
-    tok = load_tokenizer(directory)
+@pytest.mark.parametrize("family, max_length", [("bert", 16), ("bert", 7), ("roberta", 7), ("gpt2", 16), ("gpt2", 6), ("llama", 6), ("gemma", 6)])
+def test_device_tokens_equal_the_tokenised_string(tiny_model_dir, tmp_path, family, max_length):
+    """Tokens built on device from word choices equal the tokenizer's own tokens of the edited
+    string, truncation included, for each family's tokenizer (WordPiece, byte-level BPE with and
+    without special tokens, SentencePiece with and without a dummy prefix)."""
+    import conftest
+    from jaxrobust.data.conventions import conventions
+
+    tok = load_tokenizer(tiny_model_dir("bert", num_labels=2)[0]) if family == "bert" else getattr(conftest, family)(tmp_path)
+    conv = conventions(tok)
     texts = ["the film was good", "Bad films, boring plot!", "a good and great plot", "it was not very good"]
-    items = prepare_examples(tok, [Example(t, 0) for t in texts], candidates_of, max_length=16, max_candidates=3)
-    assert [len(ae.slot_words) for ae in items] == [2, 4, 3, 1]
+    items = prepare_examples(tok, [Example(t, 0) for t in texts], candidates_of, max_length=max_length, max_candidates=3)
+    assert any(ae.slot_words for ae in items)
+    if (family, max_length) == ("bert", 16):
+        assert [len(ae.slot_words) for ae in items] == [2, 4, 3, 1]
+    items = [ae for ae in items if ae.slot_words]
     lay = make_layout(tok, items)
-    build = jax.jit(jax.vmap(lambda row, c: build_tokens(row, c, 24, 16, tok.pad_token_id, tok.unk_token_id)))
+    build = jax.jit(jax.vmap(lambda row, c: build_tokens(row, c, 24, max_length, conv.pad_id, conv.unk_id)))
     rng = np.random.default_rng(0)
     W = lay.slot_seg.shape[1]
+    # A text the tokenizer cut keeps its cut: edits that shorten it would bring back words the
+    # layout never saw (the string-level check re-tokenises those), so cut texts get only
+    # substitutions of the same token count.
+    cut = [len(tok(ae.text)["input_ids"]) > max_length for ae in items]
+    pieces = lambda ae, slot: int((ae.encoded.token_words == ae.slot_words[slot]).sum())
     for trial in range(40):
         deleting = trial % 2 == 1  # substitution-only and deletion-only edits
         choice = np.full((len(items), W), ORIGINAL, np.int32)
         for n, ae in enumerate(items):
             for slot, cands in enumerate(ae.candidates):
-                if rng.random() < 0.6:
+                same = [c for c, ids in enumerate(ae.candidate_ids[slot]) if len(ids) == pieces(ae, slot)]
+                if rng.random() < 0.6 and not cut[n]:
                     choice[n, slot] = DELETE if deleting else rng.integers(len(cands))
+                elif rng.random() < 0.6 and cut[n] and same:
+                    choice[n, slot] = rng.choice(same)
         out = jax.tree.map(np.asarray, build(lay, jnp.asarray(choice)))
         for n, ae in enumerate(items):
             text = ae.perturbed_text(choice[n])
-            for slot in np.flatnonzero(choice[n] == DELETE)[::-1]:
+            for slot in np.flatnonzero(choice[n] == DELETE)[::-1]:  # the word and the space before it
                 s, e = ae.encoded.words[ae.slot_words[slot]]
-                text = text[:s] + text[e:]
-            expected = tok(text, truncation=True, max_length=16)["input_ids"]
+                text = text[: s - 1 if s and text[s - 1].isspace() else s] + text[e:]
+            expected = tok(text, truncation=True, max_length=max_length)["input_ids"]
             m = out["attention_mask"][n].sum()
             assert list(out["input_ids"][n][:m]) == expected, text
-            assert (out["input_ids"][n][m:] == tok.pad_token_id).all()
+            assert (out["input_ids"][n][m:] == conv.pad_id).all()
 
 
 @pytest.mark.assets  # the tagger's weights

@@ -5,60 +5,14 @@ with and without special tokens (RoBERTa, GPT-2), SentencePiece with and without
 from __future__ import annotations
 
 import pytest
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import BertTokenizer, PreTrainedTokenizerFast
+from conftest import TEXT, bert, gemma, gpt2, llama, roberta, trained_bpe
+from tokenizers import decoders, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
 
 from jaxrobust.attacks.synonyms import whole_word_tokens
 from jaxrobust.data.conventions import BYTE_BPE, SENTENCEPIECE, WORDPIECE, conventions
 from jaxrobust.data.encoding import word_spans
 from jaxrobust.errors import JaxRobustError
-
-CORPUS = ["the film was good", "the plot was bad", "hello world", "a boring film", "the films were great",
-          "it was not very good", "hello there, world"] * 20
-TEXT = "the films were good, hello world"
-
-
-def _trained(pre, decoder, special: list[str], vocab_size: int = 120) -> Tokenizer:
-    tok = Tokenizer(models.BPE(unk_token=special[0] if special[0] == "<unk>" else None))
-    tok.pre_tokenizer, tok.decoder = pre, decoder
-    alphabet = pre_tokenizers.ByteLevel.alphabet() if isinstance(pre, pre_tokenizers.ByteLevel) else []
-    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=vocab_size + len(alphabet), special_tokens=special, initial_alphabet=alphabet))
-    return tok
-
-
-def _template(tok: Tokenizer, single: str, pair: str) -> None:
-    names = {t for t in (single + " " + pair).split() if t.startswith("<")}
-    tok.post_processor = processors.TemplateProcessing(single=single, pair=pair, special_tokens=[(n, tok.token_to_id(n)) for n in names])
-
-
-def bert(tmp_path):
-    words = ["the", "film", "##s", "were", "good", ",", "hello", "world", "plot", "was", "bad", "boring"]
-    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
-    return BertTokenizer(vocab=str(tmp_path / "vocab.txt"))
-
-
-def gpt2(_):
-    tok = _trained(pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel(), ["<|endoftext|>"])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>")
-
-
-def roberta(_):
-    tok = _trained(pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel(), ["<s>", "<pad>", "</s>", "<unk>"])
-    _template(tok, "<s> $A </s>", "<s> $A </s> </s> $B </s>")
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
-
-
-def llama(_):
-    tok = _trained(pre_tokenizers.Metaspace(prepend_scheme="first"), decoders.Metaspace(prepend_scheme="first"), ["<unk>", "<s>", "</s>"])
-    _template(tok, "<s> $A", "<s> $A <s> $B")
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
-
-
-def gemma(_):
-    tok = _trained(pre_tokenizers.Metaspace(prepend_scheme="never"), decoders.Metaspace(prepend_scheme="never"), ["<unk>", "<pad>", "<bos>", "<eos>"])
-    _template(tok, "<bos> $A", "<bos> $A <bos> $B")
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>")
-
 
 # family: (builder, scheme, special tokens before / after one text, pads with eos, space prefix)
 FAMILIES = {
@@ -119,6 +73,6 @@ def test_whole_words_and_continuations_follow_the_scheme(family, tmp_path):
 
 
 def test_a_tokenizer_without_pad_or_eos_is_refused():
-    tok = _trained(pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel(), ["<unk>"])
+    tok = trained_bpe(pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel(), ["<unk>"])
     with pytest.raises(JaxRobustError, match="neither a pad nor an end-of-text token"):
         conventions(PreTrainedTokenizerFast(tokenizer_object=tok))

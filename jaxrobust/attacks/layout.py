@@ -107,7 +107,7 @@ class Layout:
 
     ``seg_tokens [N,S,P]``, ``seg_len [N,S]``, ``seg_type [N,S]``, ``seg_slot [N,S]`` (slot of a
     segment, -1 for fixed tokens), ``last_seg [N]`` (the final special token, kept when the sequence
-    is truncated), ``slot_seg [N,W]`` (S for padding slots), ``cand_tokens [N,W,K,P]``,
+    is truncated; -1 for a tokenizer that adds none, GPT-2's or Llama's), ``slot_seg [N,W]`` (S for padding slots), ``cand_tokens [N,W,K,P]``,
     ``cand_len [N,W,K]`` (0 for padding candidates), ``labels [N]``, ``n_words [N]``, ``seg_word [N,S]``
     (word of a segment, -1 for special tokens: the sentence-similarity windows keep words by it).
     """
@@ -271,7 +271,8 @@ def make_layout(
     W = max(1, num_slots or 0, max(len(ae.slot_words) for ae in items))
     K = max(1, num_candidates or 0, max((len(c) for ae in items for c in ae.candidates), default=1))
     N = len(items)
-    pad = conventions(tokenizer).pad_id
+    conv = conventions(tokenizer)
+    pad, final_special = conv.pad_id, conv.suffix > 0
     lay = Layout(
         seg_tokens=np.full((N, S, P), pad, np.int32),
         seg_len=np.zeros((N, S), np.int32),
@@ -304,7 +305,7 @@ def make_layout(
             lay.seg_len[n, s] = end - t
             lay.seg_type[n, s] = enc.token_type_ids[t]
             s, t = s + 1, end
-        lay.last_seg[n] = s - 1
+        lay.last_seg[n] = s - 1 if final_special else -1
         for k, options in enumerate(ae.candidate_ids):
             for c, ids in enumerate(options):
                 lay.cand_tokens[n, k, c, : len(ids)] = ids
@@ -318,7 +319,8 @@ def build_tokens(lay: Layout, choice: jax.Array, length: int, max_length: int, p
 
     Returns ``input_ids, attention_mask, token_type_ids, token_slot`` (slot of each token, -1 for
     fixed and padding tokens), each ``[length]``. Tokens past ``max_length`` are truncated as the
-    tokenizer would: content is cut and the final special token kept. vmap it for batches.
+    tokenizer would: content is cut and the final special token, if the tokenizer adds one, kept.
+    vmap it for batches.
     """
     S, P = lay.seg_tokens.shape
     W, K = lay.cand_len.shape
@@ -341,10 +343,11 @@ def build_tokens(lay: Layout, choice: jax.Array, length: int, max_length: int, p
     cap = min(max_length, length)
     offsets = jnp.cumsum(seg_len) - seg_len
     is_last = jnp.arange(S) == lay.last_seg
-    # A sequence longer than the cap keeps its final special token at the last position.
+    # A sequence longer than the cap keeps its final special token (if any) at the last position.
     offsets = jnp.where(is_last & (total > cap), cap - 1, offsets)
     pos = offsets[:, None] + jnp.arange(P)[None, :]  # [S, P]
-    keep = (jnp.arange(P)[None, :] < seg_len[:, None]) & ((pos < cap - 1) | is_last[:, None])
+    content_cap = cap - (lay.last_seg >= 0).astype(jnp.int32)
+    keep = (jnp.arange(P)[None, :] < seg_len[:, None]) & ((pos < content_cap) | is_last[:, None])
     pos = jnp.where(keep, pos, length)  # out of range: dropped by the scatters below
     flat = pos.reshape(-1)
     ids = jnp.full(length, pad_id, jnp.int32).at[flat].set(seg_tokens.reshape(-1), mode="drop")

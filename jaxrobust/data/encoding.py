@@ -69,8 +69,18 @@ def encode(tokenizer, examples: Sequence[Example], max_length: int) -> list[Enco
         seq_ids = out.sequence_ids(i)
         token_words = np.full(len(out["input_ids"][i]), -1, np.int32)
         for t, ((s, e), seq) in enumerate(zip(out["offset_mapping"][i], seq_ids)):
-            if seq == segment and e > s and len(starts):
+            if seq != segment or e <= s or not len(starts):
+                continue
+            # Byte-level BPE and SentencePiece may count the space before a word into its first
+            # token ("Ġfilms" spans " films"), or give that space a token of its own: either belongs
+            # to the word after the space.
+            while s < e and attacked[s].isspace():
+                s += 1
+            if s < e:
                 token_words[t] = np.searchsorted(starts, s, side="right") - 1
+            else:  # a space of its own: the word that starts right after it, if one does
+                w = np.searchsorted(starts, e, side="left")
+                token_words[t] = w if w < len(starts) and starts[w] == e else -1
         encoded.append(
             Encoded(
                 np.asarray(out["input_ids"][i], np.int32),
