@@ -46,7 +46,8 @@ def step_seconds(config, prepared, batches) -> list[float]:
     trained.train()
     for i, batch in enumerate(batches):
         if substitutions is not None:
-            batch = {**batch, **dict(zip(("slot_ids", "slot_mask"), substitutions.of(batch["input_ids"])))}
+            batch = {**batch, **dict(zip(("slot_ids", "slot_mask"), substitutions.of(batch["input_ids"]))),
+                     "content": substitutions.content(batch["input_ids"], batch["attention_mask"])}
         inputs = {k: v for k, v in batch.items() if k in MODEL_INPUTS}
         t0 = time.perf_counter()
         jax.block_until_ready(step(trained, optimizer, inputs, jax.random.key(i)))

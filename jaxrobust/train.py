@@ -48,7 +48,7 @@ from jaxrobust.outputs import claim_run_dir, clear_run_dir, is_run_dir
 from jaxrobust.validation import check_classes, check_train_config
 
 # Batch arrays the train step reads (the host-side "index" stays behind); slots: word-substituting objectives.
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "labels", "weights", "slot_ids", "slot_mask")
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "labels", "weights", "slot_ids", "slot_mask", "content")
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -208,7 +208,8 @@ def saved_split(workdir: Path) -> str | None:
 
 def epoch_batches(prepared: Prepared, config, epoch: int, substitutions: TokenSubstitutions | None = None) -> list[dict]:
     """The shuffled training batches of ``epoch``: class-balanced where the objective needs it,
-    with the synonym slots of every token (``slot_ids, slot_mask``) where it substitutes words."""
+    with the synonym slots of every token (``slot_ids, slot_mask``) and each row's count of
+    non-special tokens (``content``) where it substitutes words."""
     seed = int(np.random.SeedSequence([config.seed, epoch]).generate_state(1)[0])
     pad = conventions(prepared.classifier.tokenizer).pad_id
     train = prepared.splits["train"]
@@ -219,6 +220,7 @@ def epoch_batches(prepared: Prepared, config, epoch: int, substitutions: TokenSu
     if substitutions is not None:
         for b in batches:
             b["slot_ids"], b["slot_mask"] = substitutions.of(b["input_ids"])
+            b["content"] = substitutions.content(b["input_ids"], b["attention_mask"])
     return batches
 
 

@@ -152,6 +152,7 @@ def _tiny_batch(tok, subs, texts, labels):
         "weights": jnp.ones(len(texts), jnp.float32),
     }
     batch["slot_ids"], batch["slot_mask"] = map(jnp.asarray, subs.of(enc["input_ids"]))
+    batch["content"] = jnp.asarray(subs.content(enc["input_ids"], enc["attention_mask"]))
     return batch
 
 
@@ -214,14 +215,15 @@ def test_adv_in_training_attack_substitutes_candidates_and_raises_the_loss(tiny_
     batch = _tiny_batch(tok, subs, ["the film was good", "a very bad plot", "it was great and good"], [1, 0, 1])
     args = [batch[k] for k in ("input_ids", "attention_mask", "token_type_ids", "labels", "slot_ids", "slot_mask")]
     gains = substitution_gains(model, *args)
-    adv = np.asarray(substitute(batch["input_ids"], batch["attention_mask"], batch["slot_ids"], gains, budget=0.25))
+    adv = np.asarray(substitute(batch["input_ids"], batch["content"], batch["slot_ids"], gains, budget=0.25))
     ids, slot_ids, slot_mask = (np.asarray(batch[k]) for k in ("input_ids", "slot_ids", "slot_mask"))
     changed = adv != ids
     rows = changed.any(axis=1)
     assert rows.sum() >= 2
     assert (np.asarray(gains)[~rows] <= 0).all()  # a row is left alone only if no substitution gains
     # At most ceil(0.25 * real tokens) positions, only where a candidate exists, and only to a candidate.
-    n_real = np.asarray(batch["attention_mask"]).sum(1) - 2
+    n_real = np.asarray(batch["attention_mask"]).sum(1) - 2  # [CLS] and [SEP]
+    np.testing.assert_array_equal(batch["content"], n_real)
     assert (changed.sum(1) <= np.ceil(0.25 * n_real)).all()
     b, t = np.nonzero(changed)
     assert all(adv[i, j] in slot_ids[i, j, 1:][slot_mask[i, j, 1:]] for i, j in zip(b, t))

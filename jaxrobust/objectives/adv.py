@@ -47,12 +47,13 @@ def substitution_gains(model, input_ids, attention_mask, token_type_ids, labels,
     return jnp.where(slot_mask[..., 1:], gain, -jnp.inf)
 
 
-def substitute(input_ids, attention_mask, slot_ids, gains, budget: float) -> jax.Array:
-    """``[B, L]`` token ids with the best-gain positions (at most ``budget`` of the real tokens,
-    at least one) replaced by their best candidate; only positive gains are taken."""
+def substitute(input_ids, content, slot_ids, gains, budget: float) -> jax.Array:
+    """``[B, L]`` token ids with the best-gain positions (at most ``budget`` of the ``content [B]``
+    tokens, the non-special ones, at least one) replaced by their best candidate; only positive
+    gains are taken."""
     best = gains.argmax(-1)  # [B, L]
     best_gain = gains.max(-1)
-    n_real = jnp.maximum(attention_mask.sum(-1) - 2, 1)  # [CLS]/[SEP] (or <s>/</s>) excluded
+    n_real = jnp.maximum(content, 1)
     limit = jnp.maximum(1, jnp.ceil(budget * n_real)).astype(jnp.int32)  # [B]
     rank = jnp.argsort(jnp.argsort(-best_gain, axis=-1), axis=-1)  # 0 = the largest gain
     chosen = (rank < limit[:, None]) & (best_gain > 0)
@@ -71,7 +72,7 @@ def adv_loss(model, batch, rng, config):
         model, head["input_ids"], head["attention_mask"], head["token_type_ids"], head["labels"],
         head["slot_ids"], head["slot_mask"],
     )
-    adv_ids = jax.lax.stop_gradient(substitute(head["input_ids"], head["attention_mask"], head["slot_ids"], gains, c.budget))
+    adv_ids = jax.lax.stop_gradient(substitute(head["input_ids"], head["content"], head["slot_ids"], gains, c.budget))
     logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
     adv_logits = model(adv_ids, head["attention_mask"], head["token_type_ids"]).logits
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["labels"])

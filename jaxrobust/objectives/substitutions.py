@@ -31,11 +31,18 @@ from jaxrobust.data import conventions
 class TokenSubstitutions:
     """``ids [V, S]`` int32: slot 0 the token itself, then its candidate tokens (0 at padding);
     ``mask [V, S]`` bool: real slots; ``continues [V]`` bool: tokens that continue the word before
-    them (a token followed by one is not a whole word)."""
+    them (a token followed by one is not a whole word); ``special [V]`` bool: the tokenizer's
+    special tokens (what a budget of a share of the tokens does not count)."""
 
     ids: np.ndarray
     mask: np.ndarray
     continues: np.ndarray
+    special: np.ndarray
+
+    def content(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """``[B]`` int32: the attended tokens of each row that are not special tokens (each
+        family adds its own: two for BERT and RoBERTa, one for Llama and Gemma, none for GPT-2)."""
+        return ((attention_mask > 0) & ~self.special[input_ids]).sum(1).astype(np.int32)
 
     def of(self, input_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Slots of a batch ``input_ids [B, L]``: ``(ids [B, L, S], mask [B, L, S])``; a position
@@ -63,7 +70,9 @@ def token_substitutions(tokenizer, table: CandidateTable, k: int) -> TokenSubsti
         found = [t for t in found if t is not None and t != token][:k]
         ids[token, 1 : 1 + len(found)] = found
         mask[token, 1 : 1 + len(found)] = True
-    return TokenSubstitutions(ids, mask, _continuation_tokens(vocab, size, scheme))
+    special = np.zeros(size, bool)
+    special[[i for i in tokenizer.all_special_ids if i is not None and i < size]] = True
+    return TokenSubstitutions(ids, mask, _continuation_tokens(vocab, size, scheme), special)
 
 
 def _continuation_tokens(vocab: dict[str, int], size: int, scheme: str) -> np.ndarray:
