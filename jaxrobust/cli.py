@@ -113,7 +113,7 @@ def _attack(args) -> int:
     from pathlib import Path
 
     from jaxrobust.attacks.report import LOW_CONFIDENCE, validity_line
-    from jaxrobust.attacks.run import AttackSettings, fit_to_split, load_target, load_validity_models, report_dir, run_attack
+    from jaxrobust.attacks.run import AttackSettings, fit_to_split, load_target, report_dir, run_attack
     from jaxrobust.attacks.synonyms import load_synonyms
 
     settings = AttackSettings(
@@ -125,7 +125,6 @@ def _attack(args) -> int:
     target = load_target(args.workdir, args.model, args.task, args.max_length,
                          args.text_field, args.label_field, args.text_b_field)
     table = load_synonyms(settings.synonyms, k=settings.k, min_cos=settings.min_cos)
-    load_validity_models(settings)  # a bad --encoder fails here, before the attack
     settings = fit_to_split(settings, len(target.test))  # the report is named after the n attacked
     out = Path(args.out) if args.out else report_dir(args.workdir or ".", settings)
     summary = run_attack(target, settings, table, out)

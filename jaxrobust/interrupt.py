@@ -3,9 +3,10 @@
 Python raises KeyboardInterrupt wherever the main thread is when SIGINT arrives. Inside JAX that is
 unsafe: JAX calls Python from C++ (its garbage-collection hook ``_xla_gc_callback``, pytree
 flattening, ...), where the exception is printed as "Exception ignored" and dropped -- the attack
-then ran to the end -- and some libraries catch it while they import. So the handler that
-:func:`handle_sigint` installs records the request and raises only while no JAX frame is on the
-main thread's stack; until the command has stopped, a helper thread re-delivers the interrupt
+then ran to the end -- as it is inside a finalizer (``__del__``, which the garbage collector runs
+wherever it runs), and some libraries catch it while they import. So the handler that
+:func:`handle_sigint` installs records the request and raises only while no JAX frame and no
+finalizer is on the main thread's stack; until the command has stopped, a helper thread re-delivers the interrupt
 (``_thread.interrupt_main``: the Python handler again, no OS signal) so that it is raised at the
 first safe point (outside JAX, and not while an exception is being handled), or again if something
 swallowed it. Device loops call :func:`check` between batches, and :func:`deferred` holds an
@@ -50,9 +51,10 @@ def deferred():
     check()
 
 
-def _in_jax(frame) -> bool:
+def _unsafe(frame) -> bool:
+    """Whether an exception raised in ``frame`` could be dropped: inside JAX or a finalizer."""
     while frame is not None:
-        if frame.f_globals.get("__name__", "").partition(".")[0] in _UNSAFE:
+        if frame.f_code.co_name == "__del__" or frame.f_globals.get("__name__", "").partition(".")[0] in _UNSAFE:
             return True
         frame = frame.f_back
     return False
@@ -66,9 +68,9 @@ def _on_sigint(signum, frame) -> None:
         _requested.set()
         _redeliverer = threading.Thread(target=_redeliver, name="sigint-redeliver", daemon=True)
         _redeliverer.start()
-    # Not inside JAX, nor while a report is written, nor in code handling an exception (cleanup on
+    # Not inside JAX or a finalizer, nor while a report is written, nor in code handling an exception (cleanup on
     # the way out, this module's own included): raised at the next safe point instead.
-    if _holding or sys.exc_info()[1] is not None or _in_jax(frame):
+    if _holding or sys.exc_info()[1] is not None or _unsafe(frame):
         return
     _raised.set()
     raise KeyboardInterrupt

@@ -98,6 +98,27 @@ def test_similarity_on_device_equals_similarity_of_the_strings(tiny_model_dir, w
     assert (filt.allowed(np.array(rows), np.stack(choices)) == (got >= 0.5)).all()
 
 
+@pytest.mark.parametrize("window, new_rows", [(15, 1), (3, 0)])
+def test_each_distinct_window_is_embedded_once(tiny_model_dir, window, new_rows):
+    """Two changes in a text shorter than the window share one compared text (one encoder row);
+    two changes whose windows do not overlap reuse the windows scored for each change alone."""
+    directory, _ = tiny_model_dir("bert", num_labels=2)
+    group, filt, _ = _filter(directory, Constraints(similarity=0.5, window=window),
+                             ["the film was good and the plot was bad"], {"film": ["plot"], "bad": ["good"]})
+    assert [group.members[0].text[slice(*group.members[0].encoded.words[w])] for w in group.members[0].slot_words] == ["film", "bad"]
+    W = group.layout.slot_seg.shape[1]
+    singles = np.full((2, W), ORIGINAL, np.int32)
+    singles[[0, 1], [0, 1]] = 0
+    alone = filt.scores(np.zeros(2, np.int64), singles)
+    assert filt.passes.sum() == 2
+    pair = np.full((1, W), ORIGINAL, np.int32)
+    pair[0, :2] = 0
+    both = filt.scores(np.zeros(1, np.int64), pair)
+    assert filt.passes.sum() == 2 + new_rows
+    if new_rows == 0:
+        assert both[0] == alone.min()
+
+
 @pytest.mark.assets  # all-MiniLM-L6-v2
 def test_a_low_similarity_substitute_is_rejected():
     """Under all-MiniLM-L6-v2 at A2T's threshold, a synonym passes and an unrelated word does not."""

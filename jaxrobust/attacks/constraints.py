@@ -186,8 +186,8 @@ class SimilarityFilter:
     """Which trial texts of a group pass the similarity constraint ``rules`` (see module docstring).
 
     The group's slots and candidates are laid out a second time in the encoder's tokens, so one
-    ``choice [R, W]`` gives both the victim's tokens and the encoder's. Embeddings of the original
-    texts' windows are computed once per (member, window) and kept.
+    ``choice [R, W]`` gives both the victim's tokens and the encoder's. Every distinct window (of the
+    original or of a trial) is embedded once and its score kept.
     """
 
     def __init__(self, encoder: SentenceEncoder, members: Sequence[AttackExample], rules: Constraints, shape: tuple[int, int]):
@@ -202,15 +202,19 @@ class SimilarityFilter:
         self._longest = int(shapes.bucket(longest_length(self.layout, encoder.max_length), encoder.max_length))
         N = len(twins)
         self.bounds = np.zeros((N, W, 2), np.int64)  # window of each slot's word
+        self.slot_word = np.full((N, W), -1, np.int64)  # word index of each slot (-1: padding)
         for n, t in enumerate(twins):
             words = [t.text[s:e] for s, e in t.encoded.words]
             b = window_bounds(words, rules.window)
             self.bounds[n, : len(t.slot_words)] = b[t.slot_words]
-        columns = W if rules.window else 1  # without a window every slot compares the whole texts
-        self._reference = np.zeros((N, columns, encoder.dim), np.float32)
-        self._have = np.zeros((N, columns), bool)
-        self.passes = np.zeros(N, np.int64)  # encoder passes per member (perturbed texts only)
+            self.slot_word[n, : len(t.slot_words)] = t.slot_words
+        # Each distinct compared text is embedded once per filter. A window is named by (member, first
+        # word, end word, the changes inside it): the windows of earlier changes that a new change
+        # does not reach, and the identical windows of a text shorter than the window, come back free.
+        self._reference: dict[tuple[int, int, int], np.ndarray] = {}  # the original's window -> unit row
+        self._window_scores: dict[tuple[int, int, int, bytes], float] = {}
         self._scores: dict[tuple[int, bytes], float] = {}  # (member, choice bytes) -> score
+        self.passes = np.zeros(N, np.int64)  # encoder rows per member (perturbed windows only)
 
     def _embed(self, member: np.ndarray, choice: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """``[R, H]`` embeddings of ``choice`` rows restricted to words ``[lo, hi)``."""
@@ -227,16 +231,15 @@ class SimilarityFilter:
                 self.encoder.store(riders, got[len(rows) : len(rows) + len(riders)])
         return out
 
-    def _window(self, member: np.ndarray, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Column of the reference cache, and word bounds, of each (member, changed slot)."""
+    def _window(self, member: np.ndarray, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Word bounds ``[lo, hi)`` of the text compared for each (member, changed slot)."""
         if self.rules.window:
-            return slot, self.bounds[member, slot, 0], self.bounds[member, slot, 1]
-        whole = np.full(len(member), np.iinfo(np.int32).max)
-        return np.zeros_like(slot), np.zeros_like(whole), whole
+            return self.bounds[member, slot, 0], self.bounds[member, slot, 1]
+        return np.zeros(len(member), np.int64), np.full(len(member), np.iinfo(np.int32).max, np.int64)
 
     def scores(self, member: np.ndarray, choice: np.ndarray) -> np.ndarray:
         """``[R]`` lowest similarity (``rules.metric``) over the compared windows of each text
-        ``member [R]``, ``choice [R, W]``; 1.0 for an unchanged text. Each text is embedded once per
+        ``member [R]``, ``choice [R, W]``; 1.0 for an unchanged text. Each text is scored once per
         filter: the runs of a sweep, searching the same group, try many of the same texts."""
         member, choice = np.asarray(member, np.int64), np.asarray(choice, np.int32)
         keys = [(m, c.tobytes()) for m, c in zip(member.tolist(), choice)]
@@ -246,7 +249,8 @@ class SimilarityFilter:
         return np.array([self._scores[k] for k in keys], np.float64)
 
     def _compute(self, member: np.ndarray, choice: np.ndarray) -> np.ndarray:
-        """:meth:`scores` of texts not seen yet."""
+        """:meth:`scores` of texts not seen yet: the lowest score over the windows of their changed
+        words (or of the whole texts), each distinct window embedded once."""
         if self.rules.window:
             r, slot = np.nonzero(choice >= 0)  # every changed word's window
         else:
@@ -256,27 +260,33 @@ class SimilarityFilter:
         if not len(r):
             return out
         m = member[r]
-        col, lo, hi = self._window(m, slot)
-        self._fill_reference(m, col, lo, hi)
-        got = self._embed(m, choice[r], lo, hi)
-        np.minimum.at(out, r, self.rules.score((got * self._reference[m, col]).sum(-1)))
-        np.add.at(self.passes, m, 1)
+        lo, hi = self._window(m, slot)
+        word = self.slot_word[m]
+        inside = np.where((word >= lo[:, None]) & (word < hi[:, None]), choice[r], ORIGINAL)  # [P, W]
+        keys = [(a, b, c, s.tobytes()) for a, b, c, s in zip(m.tolist(), lo.tolist(), hi.tolist(), inside)]
+        new = list({k: i for i, k in enumerate(keys) if k not in self._window_scores}.values())
+        if new:
+            new = np.asarray(new)
+            reference = self._references(m[new], lo[new], hi[new])
+            got = self._embed(m[new], inside[new], lo[new], hi[new])
+            np.add.at(self.passes, m[new], 1)
+            self._window_scores.update(zip((keys[i] for i in new), self.rules.score((got * reference).sum(-1)).tolist()))
+        np.minimum.at(out, r, np.array([self._window_scores[k] for k in keys]))
         return out
 
     def allowed(self, member: np.ndarray, choice: np.ndarray) -> np.ndarray:
         """``[R]``: whether each text passes the threshold (unchanged texts pass)."""
         return self.scores(member, choice) >= self.rules.similarity
 
-    def _fill_reference(self, member: np.ndarray, col: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
-        need = ~self._have[member, col]
-        if not need.any():
-            return
-        pairs = np.unique(np.stack([member[need], col[need]], 1), axis=0, return_index=True)[1]
-        idx = np.flatnonzero(need)[pairs]
-        W = self.layout.slot_seg.shape[1]
-        clean = np.full((len(idx), W), ORIGINAL, np.int32)
-        self._reference[member[idx], col[idx]] = self._embed(member[idx], clean, lo[idx], hi[idx])
-        self._have[member[idx], col[idx]] = True
+    def _references(self, member: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """``[R, H]`` embeddings of the original texts' windows ``[lo, hi)``, each computed once."""
+        keys = list(zip(member.tolist(), lo.tolist(), hi.tolist()))
+        need = list({k: i for i, k in enumerate(keys) if k not in self._reference}.values())
+        if need:
+            need = np.asarray(need)
+            clean = np.full((len(need), self.layout.slot_seg.shape[1]), ORIGINAL, np.int32)
+            self._reference.update(zip((keys[i] for i in need), self._embed(member[need], clean, lo[need], hi[need])))
+        return np.stack([self._reference[k] for k in keys])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -307,9 +307,10 @@ def run_attack(target: Target, settings: AttackSettings, table, out_dir: Path, p
     # The model programs compile in the background while the validity models load (module warmup).
     lengths = [e.length for e in encode(target.tokenizer, examples, target.victim.max_length)]
     warmups = [warmup.start_victim(target.victim, target.params, lengths, settings.batch_size, gradient=settings.attack == "gradient")]
-    load_validity_models(settings)
+    encoder = _encoder(settings.encoder, settings.batch_size)  # a bad --encoder fails here, before the attack
     if settings.rules.similarity is not None:
-        warmups.append(warmup.start_encoder(_encoder(settings.encoder, settings.batch_size), [e.text if e.text_b is None else e.text_b for e in examples]))
+        warmups.append(warmup.start_encoder(encoder, [e.text if e.text_b is None else e.text_b for e in examples], settings.rules.window))
+    load_validity_models(settings)  # the tagger and WordNet (nltk): while both compile
     records, seconds = attack_examples(
         target.victim, target.params, target.tokenizer, examples, indices, table.candidates, settings, progress, warmups,
     )

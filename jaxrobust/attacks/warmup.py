@@ -64,8 +64,18 @@ def start_victim(victim: Victim, params, lengths: Sequence[int], rows: int, *, g
     return Warmup(jobs)
 
 
-def start_encoder(encoder, texts: Sequence[str]) -> Warmup:
-    """Run the sentence ``encoder``'s program at the length buckets of ``texts``, in the background."""
+def start_encoder(encoder, texts: Sequence[str], window: int | None = None) -> Warmup:
+    """Run the sentence ``encoder``'s program at the length buckets of ``texts`` (with a ``window``:
+    and of the windows around their words, which the similarity constraint compares), in the background."""
+    if window is not None:
+        from jaxrobust.attacks.constraints import window_bounds, window_text
+        from jaxrobust.data.encoding import word_spans
+
+        windows = set(texts)  # the whole texts too: the report's similarity
+        for text in texts:
+            spans = word_spans(text)
+            windows.update(window_text(text, spans, lo, hi) for lo, hi in window_bounds([text[s:e] for s, e in spans], window).tolist())
+        texts = sorted(windows)
     ids = encoder.tokenizer(list(texts), truncation=True, max_length=encoder.max_length)["input_ids"] if texts else []
     buckets = sorted(set(shapes.bucket([len(i) for i in ids], encoder.max_length).tolist()))
     return Warmup([lambda t=_tokens(encoder.batch_size, b): np.asarray(embed_tokens(encoder.static, encoder.params, t)) for b in buckets])

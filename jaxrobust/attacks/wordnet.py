@@ -200,12 +200,32 @@ def _locate() -> str:
     return source
 
 
-def _load_wordnet():
-    _locate()
-    from nltk.corpus import wordnet
+def _wordnet_root():
+    """nltk's path to the WordNet files: a folder, or the folder inside nltk's ``wordnet.zip``."""
+    import nltk
 
-    wordnet.ensure_loaded()
-    return wordnet
+    try:
+        return nltk.data.find("corpora/wordnet")
+    except LookupError:
+        return nltk.data.find("corpora/wordnet.zip/wordnet/")
+
+
+def _load_wordnet():
+    """nltk's WordNet reader, English only: nltk 3.10's reader maps every synset to another WordNet
+    version's (for the multilingual Open Multilingual WordNet) while it loads -- reading the sense
+    index twice, more than half of its loading time -- which nothing here uses."""
+    import warnings
+
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    class EnglishWordNet(WordNetCorpusReader):
+        def map_wn(self, version="wordnet"):
+            return None  # no mapping: the multilingual functions are not used
+
+    _locate()
+    with warnings.catch_warnings():  # "The multilingual functions are not available": as meant
+        warnings.simplefilter("ignore")
+        return EnglishWordNet(_wordnet_root(), None)
 
 
 class _Loading:
