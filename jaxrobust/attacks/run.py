@@ -238,11 +238,12 @@ class Target:
     task: object
     source: str  # the run directory or model reference
     classifier: object  # the LoadedClassifier (config, tokenizer, model) it came from
+    loaded_test: list[Example] | None = None  # the whole test split, when loading the run read it
 
     @functools.cached_property
     def test(self) -> list[Example]:
         """The task's test split, loaded once."""
-        return self.task.load().test
+        return self.loaded_test if self.loaded_test is not None else self.task.load().test
 
 
 def load_target(
@@ -260,6 +261,7 @@ def load_target(
 
     if workdir is not None and model is not None:
         raise JaxRobustError("give either --workdir RUN or --model REF --task TASK, not both")
+    loaded_test = None
     if model is not None:
         from jaxrobust.data import get_task
         from jaxrobust.models import load_classifier
@@ -281,10 +283,12 @@ def load_target(
             raise JaxRobustError("--task and the --*-field flags go with --model; a --workdir run attacks its own task")
         config, prepared = load_run(workdir)
         loaded, the_task, max_length, source = prepared.classifier, prepared.task, config.max_length, str(workdir)
+        if not config.eval_subset:  # the run evaluated the whole split: it is read already
+            loaded_test = prepared.examples["test"]
     tok = loaded.tokenizer
     conv = conventions(tok)
     victim, params = split_model(loaded.model, conv.pad_id, conv.unk_id, max_length)
-    return Target(victim, params, tok, the_task, source, loaded)
+    return Target(victim, params, tok, the_task, source, loaded, loaded_test)
 
 
 def fit_to_split(settings: AttackSettings, n_test: int) -> AttackSettings:

@@ -77,5 +77,8 @@ def start_encoder(encoder, texts: Sequence[str], window: int | None = None) -> W
             windows.update(window_text(text, spans, lo, hi) for lo, hi in window_bounds([text[s:e] for s, e in spans], window).tolist())
         texts = sorted(windows)
     ids = encoder.tokenizer(list(texts), truncation=True, max_length=encoder.max_length)["input_ids"] if texts else []
-    buckets = sorted(set(shapes.bucket([len(i) for i in ids], encoder.max_length).tolist()))
+    # Longest first: the victim's warm-up takes its lengths shortest first, so that while both run
+    # they compile different programs of a shared architecture (a thread asking for a program the
+    # other is compiling waits for it).
+    buckets = sorted(set(shapes.bucket([len(i) for i in ids], encoder.max_length).tolist()), reverse=True)
     return Warmup([lambda t=_tokens(encoder.batch_size, b): np.asarray(embed_tokens(encoder.static, encoder.params, t)) for b in buckets])
