@@ -384,6 +384,25 @@ def test_interrupt_waits_for_cleanup_code():
     assert done == ["cleaned up"]
 
 
+def test_interrupt_inside_a_finalizer_waits_until_it_returns():
+    """A finalizer (``__del__``, run by the garbage collector wherever it runs) never sees the
+    KeyboardInterrupt, which Python would print as "Exception ignored" and drop: it comes after."""
+    results = []
+
+    class Finalized:
+        def __del__(self):
+            signal.raise_signal(signal.SIGINT)
+            time.sleep(0.3)
+            results.append("finalized")
+
+    with pytest.raises(KeyboardInterrupt):
+        with interrupt.handle_sigint():
+            Finalized()  # collected at once: its __del__ runs here
+            for _ in range(100):
+                time.sleep(0.05)  # the re-delivery raises here
+    assert results == ["finalized"]
+
+
 def test_interrupt_inside_jax_waits_until_jax_returns():
     """Code of the jax package (JAX's own Python callbacks, say) never sees the KeyboardInterrupt:
     it comes as soon as control is back outside."""

@@ -267,6 +267,22 @@ def test_glove_cf_real():
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:The multilingual functions")
+def test_the_english_reader_answers_as_nltks_own():
+    """The reader that skips nltk's map to other WordNet versions gives nltk's synsets, lemmas and
+    base forms."""
+    from nltk.corpus import wordnet as nltk_wordnet
+
+    wn = wn_lib.ensure_wordnet()
+    assert wn.map30 is None  # the multilingual map was not built
+    nltk_wordnet.ensure_loaded()
+    for word in ("films", "took", "good", "happier", "ran", "geese", "movie"):
+        assert [s.name() for s in wn.synsets(word)] == [s.name() for s in nltk_wordnet.synsets(word)], word
+        assert [wn.morphy(word, p) for p in "nvar"] == [nltk_wordnet.morphy(word, p) for p in "nvar"], word
+    assert wn.synset("good.a.01").lemma_names() == nltk_wordnet.synset("good.a.01").lemma_names()
+
+
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:The multilingual functions")  # no Open Multilingual Wordnet
 def test_wordnet_reader_and_offline_nltk_data(tmp_path, monkeypatch):
     wn = wn_lib.ensure_wordnet()
