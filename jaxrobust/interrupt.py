@@ -6,10 +6,10 @@ flattening, ...), where the exception is printed as "Exception ignored" and drop
 then ran to the end -- as it is inside a finalizer (``__del__``, which the garbage collector runs
 wherever it runs), and some libraries catch it while they import. So the handler that
 :func:`handle_sigint` installs records the request and raises only while no JAX frame and no
-finalizer is on the main thread's stack; until the command has stopped, a helper thread re-delivers the interrupt
-(``_thread.interrupt_main``: the Python handler again, no OS signal) so that it is raised at the
-first safe point (outside JAX, and not while an exception is being handled), or again if something
-swallowed it. Device loops call :func:`check` between batches, and :func:`deferred` holds an
+finalizer is on the main thread's stack; until the command has stopped, a helper thread
+re-delivers the interrupt (``_thread.interrupt_main``: the Python handler again, no OS signal) so
+that it is raised at the first safe point (outside JAX and finalizers, and not while an exception
+is being handled), or again if something swallowed it. Device loops call :func:`check` between batches, and :func:`deferred` holds an
 interrupt while a report's files are written.
 """
 
@@ -68,8 +68,8 @@ def _on_sigint(signum, frame) -> None:
         _requested.set()
         _redeliverer = threading.Thread(target=_redeliver, name="sigint-redeliver", daemon=True)
         _redeliverer.start()
-    # Not inside JAX or a finalizer, nor while a report is written, nor in code handling an exception (cleanup on
-    # the way out, this module's own included): raised at the next safe point instead.
+    # Not inside JAX or a finalizer, nor while a report is written, nor in code handling an exception
+    # (cleanup on the way out, this module's own included): raised at the next safe point instead.
     if _holding or sys.exc_info()[1] is not None or _unsafe(frame):
         return
     _raised.set()

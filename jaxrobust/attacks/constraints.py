@@ -182,6 +182,15 @@ def _window_tokens(encoder: Victim, lay: Layout, choice, lo, hi, *, length: int)
     return jax.vmap(tokens)(lay, choice, lo, hi)
 
 
+def _unseen(keys: Sequence, known: dict) -> np.ndarray:
+    """Indices of the first occurrence of each of ``keys`` not in ``known`` (what is left to compute)."""
+    first: dict = {}
+    for i, k in enumerate(keys):
+        if k not in known:
+            first.setdefault(k, i)
+    return np.fromiter(first.values(), np.int64, len(first))
+
+
 class SimilarityFilter:
     """Which trial texts of a group pass the similarity constraint ``rules`` (see module docstring).
 
@@ -243,8 +252,8 @@ class SimilarityFilter:
         filter: the runs of a sweep, searching the same group, try many of the same texts."""
         member, choice = np.asarray(member, np.int64), np.asarray(choice, np.int32)
         keys = [(m, c.tobytes()) for m, c in zip(member.tolist(), choice)]
-        new = list({k: i for i, k in enumerate(keys) if k not in self._scores}.values())
-        if new:
+        new = _unseen(keys, self._scores)
+        if len(new):
             self._scores.update(zip((keys[i] for i in new), self._compute(member[new], choice[new])))
         return np.array([self._scores[k] for k in keys], np.float64)
 
@@ -264,9 +273,8 @@ class SimilarityFilter:
         word = self.slot_word[m]
         inside = np.where((word >= lo[:, None]) & (word < hi[:, None]), choice[r], ORIGINAL)  # [P, W]
         keys = [(a, b, c, s.tobytes()) for a, b, c, s in zip(m.tolist(), lo.tolist(), hi.tolist(), inside)]
-        new = list({k: i for i, k in enumerate(keys) if k not in self._window_scores}.values())
-        if new:
-            new = np.asarray(new)
+        new = _unseen(keys, self._window_scores)
+        if len(new):
             reference = self._references(m[new], lo[new], hi[new])
             got = self._embed(m[new], inside[new], lo[new], hi[new])
             np.add.at(self.passes, m[new], 1)
@@ -281,9 +289,8 @@ class SimilarityFilter:
     def _references(self, member: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """``[R, H]`` embeddings of the original texts' windows ``[lo, hi)``, each computed once."""
         keys = list(zip(member.tolist(), lo.tolist(), hi.tolist()))
-        need = list({k: i for i, k in enumerate(keys) if k not in self._reference}.values())
-        if need:
-            need = np.asarray(need)
+        need = _unseen(keys, self._reference)
+        if len(need):
             clean = np.full((len(need), self.layout.slot_seg.shape[1]), ORIGINAL, np.int32)
             self._reference.update(zip((keys[i] for i in need), self._embed(member[need], clean, lo[need], hi[need])))
         return np.stack([self._reference[k] for k in keys])

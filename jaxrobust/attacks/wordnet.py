@@ -148,11 +148,16 @@ def _add_nltk_path(root: Path) -> None:
         nltk.data.path.insert(0, str(root))
 
 
-def _nltk_has_wordnet() -> bool:
+def _wordnet_root():
+    """nltk's path to the WordNet files (``LookupError`` if it has none)."""
     import nltk
 
+    return nltk.data.find("corpora/wordnet")  # also finds corpora/wordnet.zip
+
+
+def _nltk_has_wordnet() -> bool:
     try:
-        nltk.data.find("corpora/wordnet")  # also finds corpora/wordnet.zip
+        _wordnet_root()
     except LookupError:
         return False
     return True
@@ -198,16 +203,6 @@ def _locate() -> str:
     if source is None:
         raise JaxRobustError(f"WordNet is not installed: {INSTALL_HINT}")
     return source
-
-
-def _wordnet_root():
-    """nltk's path to the WordNet files: a folder, or the folder inside nltk's ``wordnet.zip``."""
-    import nltk
-
-    try:
-        return nltk.data.find("corpora/wordnet")
-    except LookupError:
-        return nltk.data.find("corpora/wordnet.zip/wordnet/")
 
 
 def _load_wordnet():
