@@ -1,8 +1,9 @@
 """llama.cpp GGUF files -> a Hugging Face config, HF-named float32 tensors and a fast tokenizer.
 
 A GGUF holds the weights (often quantised), the architecture's settings under llama.cpp's key
-names and the tokenizer's vocabulary and merges. :func:`read_gguf` turns them into what a Hugging
-Face directory holds, so that the rule tables of :mod:`.weight_rules` fill the model unchanged:
+names and the tokenizer's vocabulary and merges. :func:`read_config`, :func:`read_tensors` and
+:func:`read_tokenizer` turn them into what a Hugging Face directory holds, so that the
+rule tables of :mod:`.weight_rules` fill the model unchanged:
 
 * metadata ``<arch>.<key>`` -> ``config.json`` keys (:data:`CONFIG_KEYS`);
 * tensors dequantised to float32 in NumPy by the ``gguf`` package (no torch), renamed
@@ -16,6 +17,7 @@ Architectures: ``llama`` (Llama 2/3, SmolLM2, ...). Others are refused by name.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -66,7 +68,9 @@ def gguf_file(path: Path) -> Path | None:
     return found[0] if found else None
 
 
+@functools.lru_cache(maxsize=2)
 def _reader(path: Path):
+    """The parsed file (its metadata parse takes a second or two: read once for config, tensors and tokenizer)."""
     import gguf
 
     try:
@@ -80,9 +84,9 @@ def _field(reader, key: str):
     return None if field is None else field.contents()
 
 
-def read_config(path: Path, reader=None) -> dict:
+def read_config(path: Path) -> dict:
     """The Hugging Face ``config.json`` of GGUF file ``path``."""
-    reader = reader or _reader(path)
+    reader = _reader(Path(path))
     arch = _field(reader, "general.architecture")
     if arch not in CONFIG_KEYS:
         raise JaxRobustError(f"{path}: GGUF architecture {arch!r} is not supported; supported: {', '.join(CONFIG_KEYS)}")
@@ -109,11 +113,11 @@ def unpermute(w: np.ndarray, heads: int) -> np.ndarray:
     return w.reshape(heads, rows // heads // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def read_tensors(path: Path, config: dict, reader=None) -> dict[str, np.ndarray]:
+def read_tensors(path: Path, config: dict) -> dict[str, np.ndarray]:
     """The Hugging Face-named float32 tensors of GGUF file ``path`` (``config``: :func:`read_config`'s)."""
     from gguf import GGMLQuantizationType, quants
 
-    reader = reader or _reader(path)
+    reader = _reader(Path(path))
     arch = _field(reader, "general.architecture")
     names = [(re.compile(p + "$"), hf) for p, hf in TENSOR_NAMES[arch]]
     heads = {"q_proj": config["num_attention_heads"], "k_proj": config.get("num_key_value_heads", config["num_attention_heads"])}
@@ -138,14 +142,14 @@ def read_tensors(path: Path, config: dict, reader=None) -> dict[str, np.ndarray]
     return out
 
 
-def read_tokenizer(path: Path, reader=None):
+def read_tokenizer(path: Path):
     """The fast tokenizer GGUF file ``path`` describes, built by transformers' GGUF converter from the
     metadata that the ``gguf`` package reads (transformers' own GGUF reader imports torch)."""
     from transformers import PreTrainedTokenizerFast
     from transformers.integrations.gguf import convert_gguf_tokenizer
     from transformers.integrations.gguf.gguf_tokenizer_mapping import GGUF_TOKENIZER_MAPPING
 
-    reader = reader or _reader(path)
+    reader = _reader(Path(path))
     groups = {
         group: {name: _field(reader, f"tokenizer.{key}") for key, name in renames.items() if f"tokenizer.{key}" in reader.fields}
         for group, renames in GGUF_TOKENIZER_MAPPING.items()
@@ -165,13 +169,6 @@ def read_tokenizer(path: Path, reader=None):
     return PreTrainedTokenizerFast(tokenizer_object=backend, **settings, **extra)
 
 
-def read_gguf(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """``(config, tensors)`` of GGUF file ``path`` (module docstring)."""
-    reader = _reader(path)
-    config = read_config(path, reader)
-    return config, read_tensors(path, config, reader)
-
-
 def convert(path: Path, dest: Path) -> None:
     """Write GGUF file ``path`` into directory ``dest`` as a Hugging Face model (``config.json``,
     float32 ``model.safetensors``, tokenizer files), which every command then loads in a second."""
@@ -179,8 +176,7 @@ def convert(path: Path, dest: Path) -> None:
 
     from safetensors.numpy import save_file
 
-    reader = _reader(path)
-    config = read_config(path, reader)
-    save_file(read_tensors(path, config, reader), str(dest / "model.safetensors"))
-    read_tokenizer(path, reader).save_pretrained(str(dest))
+    config = read_config(path)
+    save_file(read_tensors(path, config), str(dest / "model.safetensors"))
+    read_tokenizer(path).save_pretrained(str(dest))
     (dest / "config.json").write_text(json.dumps({**config, "dtype": "float32"}, indent=2) + "\n")
