@@ -41,12 +41,17 @@ class LoadedClassifier:
     fresh_params: list[str]  # head parameters not in the checkpoint, freshly initialised
 
 
+def _lone_gguf(path: Path) -> Path | None:
+    """The GGUF file of a directory without a ``config.json`` (the file is then the model), else None."""
+    return None if (path / "config.json").is_file() else gguf_import.gguf_file(path)
+
+
 def load_hf_config(path: Path) -> dict[str, Any]:
     """The ``config.json`` of a model directory as a dict (its ``model_type`` is checked by
     :meth:`EncoderConfig.from_hf`); of a directory holding only a GGUF file, the config it describes."""
     config_file = path / "config.json"
-    if not config_file.is_file() and gguf_import.gguf_file(path) is not None:
-        return gguf_import.read_config(gguf_import.gguf_file(path))
+    if (gguf := _lone_gguf(path)) is not None:
+        return gguf_import.read_config(gguf)
     if not config_file.is_file():
         raise JaxRobustError(f"no config.json in {path}: not a Hugging Face model directory")
     try:
@@ -85,8 +90,8 @@ def load_tokenizer(path: Path):
         except (OSError, ValueError):
             return {}
 
-    if not (path / "config.json").is_file() and gguf_import.gguf_file(path) is not None:
-        return gguf_import.read_tokenizer(gguf_import.gguf_file(path))
+    if (gguf := _lone_gguf(path)) is not None:
+        return gguf_import.read_tokenizer(gguf)
     name = read("tokenizer_config.json").get("tokenizer_class") or _TOKENIZER_CLASS.get(read("config.json").get("model_type"), "")
     # transformers 5 has one class per tokenizer (XFast is an alias); 4.x has both, the fast one wanted.
     cls = (getattr(transformers, name.removesuffix("Fast") + "Fast", None) or getattr(transformers, name, None)) if name else None
@@ -131,7 +136,7 @@ def load_classifier(
         fill = load_hf_weights
     model, fresh = nnx.eval_shape(build), []
     if weights:
-        gguf = None if (path / "config.json").is_file() else gguf_import.gguf_file(path)
+        gguf = _lone_gguf(path)
         tensors = read_safetensors(weight_files(path)) if gguf is None else gguf_import.read_tensors(gguf, hf_config)
         fresh = fill(model, cfg, tensors, source=str(path))
         if fresh and random_head:
