@@ -20,6 +20,10 @@ attacks) only the runs that exist, and ``--config.methods=ft,rift --config.seeds
 Outputs in ``WORKDIR``: ``robustness_table.md``, ``robustness_table.json`` (accuracies as fractions,
 mean ± sample std over seeds; also on the intersection of the examples every model classifies
 correctly), ``robustness.png`` (bars with std error bars).
+
+A run that never learned (test accuracy no better than always answering the test split's commonest
+class) cannot be flipped, so it would read as robust: such cells are listed apart and kept out of the
+means and the intersection.
 """
 
 from __future__ import annotations
@@ -209,9 +213,27 @@ def _outcomes(report: Path) -> tuple[dict, set[int], set[int]]:
     return json.loads((report / "results.json").read_text()), clean, {i for i, r in records.items() if _robust(r)}
 
 
+# A run whose test accuracy is within this of the majority-class rate has not learned the task.
+COLLAPSE_MARGIN = 0.02
+
+
+def majority_rate(config, method: str, seed: int) -> float:
+    """The share of the commonest label in the test split of (method, seed)'s run config: the accuracy
+    of a classifier that always answers it."""
+    from jaxrobust.train import task_of
+
+    labels = [e.label for e in task_of(run_config(config, method, seed)).load().test]
+    return max(labels.count(c) for c in set(labels)) / len(labels)
+
+
+def is_collapsed(cell: dict) -> bool:
+    return cell["test_accuracy"] <= cell["majority_rate"] + COLLAPSE_MARGIN
+
+
 def collect(config, workdir: Path) -> tuple[dict, list[str]]:
-    """``cells[method][seed] = {"test_accuracy", "attacks": {attack: (summary, clean_correct, robust)}}``
-    of every finished cell, from the run directories or else the ledger, and the names of the missing ones."""
+    """``cells[method][seed] = {"test_accuracy", "majority_rate", "attacks": {attack: (summary,
+    clean_correct, robust)}}`` of every finished cell, from the run directories or else the ledger, and
+    the names of the missing ones."""
     cells, missing = {}, []
     for method in config.methods:
         for seed in config.seeds:
@@ -219,7 +241,7 @@ def collect(config, workdir: Path) -> tuple[dict, list[str]]:
             if entry is None:
                 missing.append(f"{method} seed {seed}: training run")
                 continue
-            cell = {"test_accuracy": entry["test_accuracy"], "attacks": {}}
+            cell = {"test_accuracy": entry["test_accuracy"], "majority_rate": majority_rate(config, method, seed), "attacks": {}}
             for attack in config.attacks:
                 recorded = entry["attacks"].get(attack_settings(config, attack).name)
                 if recorded:
@@ -236,7 +258,13 @@ def _robust(record: dict) -> bool:
 
 
 def summarize_cells(config, cells: dict) -> dict:
-    """The ``robustness_table.json`` content of ``cells``."""
+    """The ``robustness_table.json`` content of ``cells``; collapsed cells (``is_collapsed``) are listed
+    under ``"collapsed"`` and left out of everything else."""
+    collapsed = [
+        {"method": method, "seed": seed, "test_accuracy": cell["test_accuracy"], "majority_rate": cell["majority_rate"]}
+        for method, seeds in cells.items() for seed, cell in seeds.items() if is_collapsed(cell)
+    ]
+    cells = {m: {s: c for s, c in seeds.items() if not is_collapsed(c)} for m, seeds in cells.items()}
     # Intersection, per attack: the sampled examples every finished model classifies correctly.
     common = {}
     for attack in config.attacks:
@@ -281,6 +309,7 @@ def summarize_cells(config, cells: dict) -> dict:
         },
         "intersection_n_examples": {a: len(ids) for a, ids in common.items()},
         "methods": methods,
+        "collapsed": collapsed,
     }
 
 
@@ -337,6 +366,11 @@ def table_markdown(table: dict, missing: list[str]) -> str:
     for method, entry in table["methods"].items():
         cells = [_fmt(entry["attacks"].get(a, {}).get("intersection_accuracy_under_attack")) for a in attacks]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    if table["collapsed"]:
+        lines += ["", "Left out of both tables, runs that never learned (test accuracy within "
+                  f"{100 * COLLAPSE_MARGIN:.0f} points of always answering the commonest class, which no attack can flip): " + "; ".join(
+            f"{c['method']} seed {c['seed']} (test {100 * c['test_accuracy']:.1f}, commonest class "
+            f"{100 * c['majority_rate']:.1f})" for c in table["collapsed"]) + "."]
     lines += ["", "Missing cells: " + ("; ".join(missing) if missing else "none") + "."]
     return "\n".join(lines) + "\n"
 

@@ -161,7 +161,7 @@ def test_a_changed_config_trains_the_cell_again(tiny_study, tmp_path):
     assert find_run(tiny_study, workdir, "ft", 0) == run
 
 
-def _fake_cell(test_accuracy: float, **attacks) -> dict:
+def _fake_cell(test_accuracy: float, majority_rate: float = 0.5, **attacks) -> dict:
     """A cell as ``collect`` builds it: ``attack=(n, clean_correct, robust)`` per finished attack."""
     out = {}
     for attack, (n, clean, robust) in attacks.items():
@@ -169,7 +169,7 @@ def _fake_cell(test_accuracy: float, **attacks) -> dict:
         summary = {"n": n, "clean_accuracy": len(clean) / n, "accuracy_under_attack": len(robust) / n,
                    "attack_success_rate": 1 - len(robust) / len(clean)}
         out[attack] = (summary, set(clean), set(robust))
-    return {"test_accuracy": test_accuracy, "attacks": out}
+    return {"test_accuracy": test_accuracy, "majority_rate": majority_rate, "attacks": out}
 
 
 def test_intersection_accuracy_by_hand():
@@ -210,3 +210,29 @@ def test_intersection_accuracy_by_hand():
     md = table_markdown(table, [])
     assert "| method | gradient (n=3) | genetic (n=2) |" in md
     assert "| rift | 83.3 ± 23.6 (2) | 100.0 (1) |" in md and "| ft | 50.0 ± 23.6 (2) | 0.0 ± 0.0 (2) |" in md
+
+
+def test_a_run_that_never_learned_is_listed_apart_and_left_out():
+    """A constant classifier cannot be flipped: its cell must not raise a method's robust accuracy, nor
+    shrink the intersection to the examples of its one class."""
+    c = study_config()
+    c.methods, c.seeds, c.attacks, c.n_examples = ("ft", "freelb"), (0, 1), ("gradient",), 6
+    cells = {
+        "ft": {0: _fake_cell(0.8, 0.6, gradient=(6, {0, 1, 2, 3, 4}, {0, 1}))},
+        "freelb": {
+            0: _fake_cell(0.75, 0.6, gradient=(6, {0, 1, 2, 4, 5}, {0, 2})),
+            # Always the commonest class (examples 0, 1, 2, 5 here): never flipped, never right on the others.
+            1: _fake_cell(0.61, 0.6, gradient=(6, {0, 1, 2, 5}, {0, 1, 2, 5})),
+        },
+    }
+    table = summarize_cells(c, cells)
+    assert table["collapsed"] == [{"method": "freelb", "seed": 1, "test_accuracy": 0.61, "majority_rate": 0.6}]
+    freelb = table["methods"]["freelb"]
+    assert freelb["test_accuracy"] == {"mean": 0.75, "std": None, "n_seeds": 1}
+    assert freelb["attacks"]["gradient"]["accuracy_under_attack"]["mean"] == pytest.approx(2 / 6)
+    assert table["intersection_n_examples"] == {"gradient": 4}  # {0, 1, 2, 4}, not {0, 1, 2}
+    md = table_markdown(table, [])
+    assert "runs that never learned" in md and "freelb seed 1 (test 61.0, commonest class 60.0)" in md
+    # Only a run clearly above the commonest class counts.
+    cells["freelb"][1]["test_accuracy"] = 0.63
+    assert summarize_cells(c, cells)["collapsed"] == []
