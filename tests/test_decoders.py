@@ -186,3 +186,47 @@ def test_a_checkpoint_that_does_not_fit_names_its_keys_in_one_error(tmp_path):
     with pytest.raises(JaxRobustError, match=r"do not fit the llama classifier; unexpected: model\.layers\.1\.[^;]*; "
                                              r"mis-shaped: model\.layers\.0\.mlp\."):
         load_classifier(str(folder), tokenizer=False)
+
+
+def test_the_sequence_classifier_names_are_transformers_own():
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES as expected
+
+    from jaxrobust.models.weight_rules import RULES, SEQUENCE_CLASSIFIERS
+
+    assert SEQUENCE_CLASSIFIERS == {t: expected[t] for t in RULES}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_an_exported_decoder_classifier_loads_in_transformers_with_the_same_logits(case, tmp_path):
+    """A changed classifier (every parameter moved, as fine-tuning would) written by ``export_classifier``:
+    transformers' sequence classifier of the family loads every tensor (none missing, none unexpected)
+    and computes our logits; a config without a pad id gets the tokenizer's (eos), which transformers
+    needs for a batch. The tiny GPT-2 tokenizer has no pad token."""
+    import json
+
+    import conftest
+    from flax import nnx
+
+    from jaxrobust.models import export_classifier
+
+    _, folder = _saved(tmp_path, case, "cls")
+    config = json.loads((folder / "config.json").read_text())
+    config.pop("pad_token_id")
+    (folder / "config.json").write_text(json.dumps(config))
+    conftest.gpt2(tmp_path).save_pretrained(folder)
+    loaded = load_classifier(str(folder))
+    params = nnx.state(loaded.model, nnx.Param)
+    noise = jax.tree.map(lambda p: 0.01 * jax.random.normal(jax.random.key(1), p.shape), params)
+    nnx.update(loaded.model, jax.tree.map(lambda p, n: p + n, params, noise))
+    out = export_classifier(loaded, tmp_path / "export", ["a", "b", "c"])
+
+    reference, info = transformers.AutoModelForSequenceClassification.from_pretrained(out, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    pad = loaded.tokenizer.eos_token_id
+    assert reference.config.pad_token_id == pad and reference.config.id2label == {0: "a", 1: "b", 2: "c"}
+    ids, mask = _batch()
+    ids = np.where(mask == 1, np.where(ids == pad, pad + 1, ids), pad)  # the pad id marks padding only
+    with torch.no_grad():
+        expected = reference.eval()(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask)).logits.numpy()
+    got = loaded.model(jnp.asarray(ids, jnp.int32), jnp.asarray(mask, jnp.int32)).logits
+    np.testing.assert_allclose(np.asarray(got), expected, atol=1e-4)

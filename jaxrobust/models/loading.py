@@ -20,7 +20,7 @@ from jaxrobust.models.config import FAMILIES, EncoderConfig
 from jaxrobust.models.decoder import DecoderClassifier
 from jaxrobust.models.decoder_config import DECODER_TYPES, DecoderConfig
 from jaxrobust.models.encoder import SequenceClassifier
-from jaxrobust.models.weight_rules import load_rule_weights
+from jaxrobust.models.weight_rules import SEQUENCE_CLASSIFIERS, load_rule_weights, rule_state_dict
 from jaxrobust.models.weights import load_hf_weights, read_safetensors, to_hf_state_dict
 from jaxrobust.outputs import is_run_dir, write_export
 
@@ -196,15 +196,23 @@ def export_classifier(
     # The source's config.json with this classifier's head and labels (id2label sets num_labels)
     # and the dtype of the tensors written.
     hf_config = {k: v for k, v in loaded.hf_config.items() if k not in ("num_labels", "torch_dtype")}
+    decoder = isinstance(cfg, DecoderConfig)
     hf_config.update(
-        architectures=[_HF_CLASS[cfg.model_type]],
+        architectures=[(SEQUENCE_CLASSIFIERS if decoder else _HF_CLASS)[cfg.model_type]],
         id2label={str(i): n for i, n in enumerate(names)},
         label2id={n: i for i, n in enumerate(names)},
         dtype="float32",
     )
+    if decoder and hf_config.get("pad_token_id") is None and loaded.tokenizer is not None:
+        # transformers' decoder classifiers read the last token that is not the pad id, and refuse a
+        # batch without one: the pad this project used (eos for a tokenizer without a pad token).
+        from jaxrobust.data.conventions import conventions
+
+        hf_config["pad_token_id"] = conventions(loaded.tokenizer).pad_id
+    state = rule_state_dict if decoder else to_hf_state_dict
 
     def write(folder: Path) -> None:
-        save_file(to_hf_state_dict(loaded.model, cfg), str(folder / "model.safetensors"), metadata={"format": "pt"})
+        save_file(state(loaded.model, cfg), str(folder / "model.safetensors"), metadata={"format": "pt"})
         (folder / "config.json").write_text(json.dumps(hf_config, indent=2, sort_keys=True) + "\n")
         if loaded.tokenizer is not None:
             loaded.tokenizer.save_pretrained(str(folder))

@@ -5,8 +5,9 @@ A rule's regular expression matches a checkpoint key (without the base-model pre
 (``\\1`` for the matched layer index) name the parameters the tensor fills, and its transform
 turns the tensor into them: :func:`T` (PyTorch's ``[out, in]`` linear weight to Flax's
 ``[in, out]`` kernel), :func:`same`, :func:`split` (a fused projection into its parts, e.g.
-GPT-2's ``c_attn``). The decoder families' tables are here; the encoders' are in :mod:`.weights`
-(to move here).
+GPT-2's ``c_attn``). Each transform has a ``join``, its inverse, so the same tables also export a
+model (:func:`rule_state_dict`). The decoder families' tables are here; the encoders' are in
+:mod:`.weights` (to move here).
 
 Loading collects every missing, unexpected and mis-shaped key into one error. The classification
 head (``head.*``) may be missing (freshly initialised, as transformers does), and so may an untied
@@ -33,6 +34,10 @@ def same(x: np.ndarray, cfg) -> list[np.ndarray]:
     return [x]
 
 
+T.join = lambda parts: parts[0].T
+same.join = lambda parts: parts[0]
+
+
 def split(sizes: Callable[[object], Sequence[int]], axis: int, transpose: bool = False) -> Transform:
     """A fused tensor cut along ``axis`` into parts of ``sizes(cfg)`` (each transposed if ``transpose``)."""
 
@@ -40,6 +45,7 @@ def split(sizes: Callable[[object], Sequence[int]], axis: int, transpose: bool =
         parts = np.split(x, np.cumsum(sizes(cfg))[:-1], axis=axis)
         return [p.T if transpose else p for p in parts]
 
+    cut.join = lambda parts: np.concatenate([p.T if transpose else p for p in parts], axis=axis)
     return cut
 
 
@@ -123,6 +129,40 @@ RULES = {name: table + _HEADS for name, table in (
 PREFIXES = dict.fromkeys(RULES, "model.") | {"gpt2": "transformer."}
 # Buffers some checkpoints carry: GPT-2's causal-mask ``attn.bias``/``masked_bias``, rotary inv_freq.
 IGNORED = [r".*\.attn\.(masked_)?bias$", r".*rotary_emb\.inv_freq$"]
+
+
+# transformers' class of each family's sequence classifier (its MODEL_FOR_SEQUENCE_CLASSIFICATION
+# mapping, which cannot be imported without PyTorch; checked against it in the tests).
+SEQUENCE_CLASSIFIERS = {
+    "gpt2": "GPT2ForSequenceClassification", "llama": "LlamaForSequenceClassification",
+    "mistral": "MistralForSequenceClassification", "qwen2": "Qwen2ForSequenceClassification",
+    "phi3": "Phi3ForSequenceClassification", "gemma": "GemmaForSequenceClassification",
+    "gemma2": "Gemma2ForSequenceClassification", "gemma3_text": "Gemma3TextForSequenceClassification",
+    "phi": "PhiForSequenceClassification",
+}
+
+
+def rule_state_dict(model, cfg) -> dict[str, np.ndarray]:
+    """The model's parameters under the checkpoint keys of transformers' ``XForSequenceClassification``
+    (``XForCausalLM`` keys for the LM head, if the model has one), float32: the rules run backwards.
+
+    Every rule's regular expression is a plain key with ``(\\d+)`` for the layer index, so it reads
+    as a key template; a parameter no rule writes is an error."""
+    params = {path: np.asarray(v, np.float32) for path, v in flat_params(model).items()}
+    prefix, out, written = PREFIXES[cfg.model_type], {}, set()
+    for pattern, targets, transform in RULES[cfg.model_type]:
+        template = pattern.replace(r"(\d+)", "{0}").replace("\\.", ".")
+        for i in range(cfg.num_layers) if "{0}" in template else [None]:
+            paths = [t.replace("\\1", str(i)) for t in targets]
+            if not all(p in params for p in paths):
+                continue  # e.g. a bias this config has none of, or the LM head of a classifier
+            key = template.format(i)
+            out[key if key.startswith(("score.", "lm_head.")) else prefix + key] = np.ascontiguousarray(
+                transform.join([params[p] for p in paths]))
+            written.update(paths)
+    if left := sorted(set(params) - written):
+        raise AssertionError(f"no export rule for parameters {', '.join(left)}")
+    return out
 
 
 def load_rule_weights(model, cfg, weights: dict[str, np.ndarray], source: str) -> list[str]:
