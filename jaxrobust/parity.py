@@ -49,7 +49,7 @@ def run_parity(ref: str, num_labels: int = 2, sentences: list[str] = SENTENCES) 
     transformers.logging.set_verbosity_error()  # its report on the fresh head is expected here
     transformers.logging.disable_progress_bar()
     jax.config.update("jax_default_matmul_precision", "highest")
-    loaded = load_classifier(ref, num_labels)
+    loaded = load_classifier(ref, num_labels, lm_head=True)
     gguf = gguf_import.gguf_file(loaded.path)
     if gguf is not None:
         return _gguf_parity(loaded, gguf, sentences)

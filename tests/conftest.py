@@ -173,11 +173,11 @@ CORPUS = ["the film was good", "the plot was bad", "hello world", "a boring film
 TEXT = "the films were good, hello world"
 
 
-def trained_bpe(pre, decoder, special: list[str], vocab_size: int = 120) -> Tokenizer:
+def trained_bpe(pre, decoder, special: list[str], vocab_size: int = 120, corpus: list[str] = CORPUS) -> Tokenizer:
     tok = Tokenizer(models.BPE(unk_token=special[0] if special[0] == "<unk>" else None))
     tok.pre_tokenizer, tok.decoder = pre, decoder
     alphabet = pre_tokenizers.ByteLevel.alphabet() if isinstance(pre, pre_tokenizers.ByteLevel) else []
-    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=vocab_size + len(alphabet), special_tokens=special, initial_alphabet=alphabet))
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=vocab_size + len(alphabet), special_tokens=special, initial_alphabet=alphabet))
     return tok
 
 
@@ -215,3 +215,73 @@ def gemma(_):
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>")
 
 
+
+
+# --- tiny decoder classifiers (GPT-2 with byte-level BPE, Llama with SentencePiece-style BPE), neither
+# tokenizer with a pad token, trained on the attack task's sentences ---------------------------------
+
+
+def decoder_tokenizer(family: str) -> PreTrainedTokenizerFast:
+    """``family``'s tiny tokenizer, its vocabulary learnt from ATTACK_SENTENCES: the task's words are
+    whole tokens, a word it never saw (e.g. "dreadful") is several."""
+    corpus = [t for t, _ in ATTACK_SENTENCES]
+    if family == "gpt2":
+        tok = trained_bpe(pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel(), ["<|endoftext|>"], corpus=corpus)
+        return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>")
+    tok = trained_bpe(pre_tokenizers.Metaspace(prepend_scheme="first"), decoders.Metaspace(prepend_scheme="first"),
+                      ["<unk>", "<s>", "</s>"], corpus=corpus)
+    _template(tok, "<s> $A", "<s> $A <s> $B")
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+
+
+@pytest.fixture(scope="session")
+def tiny_decoder_dir(tmp_path_factory):
+    """``make(family) -> directory`` of a tiny random ``family`` ("gpt2" or "llama") sequence classifier
+    of 2 labels with its tokenizer, cached per session. Its config names no pad token, as GPT-2's and
+    Llama's do not."""
+    import torch
+    from transformers import GPT2Config, GPT2ForSequenceClassification, LlamaConfig, LlamaForSequenceClassification
+
+    made = {}
+
+    def make(family: str):
+        if family not in made:
+            tok = decoder_tokenizer(family)
+            ids = dict(vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, num_labels=2)
+            if family == "gpt2":
+                config, cls = GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=64, **ids), GPT2ForSequenceClassification
+            else:
+                config, cls = LlamaConfig(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+                                          num_key_value_heads=2, max_position_embeddings=64, **ids), LlamaForSequenceClassification
+            torch.manual_seed(0)
+            directory = tmp_path_factory.mktemp(f"tiny-{family}")
+            cls(config).save_pretrained(str(directory))
+            tok.save_pretrained(str(directory))
+            made[family] = directory
+        return made[family]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_decoder_run(tiny_decoder_dir, tmp_path_factory):
+    """``run(family, epochs=6) -> run directory``: the tiny decoder fine-tuned on the attack task
+    (``trained_tiny_run``'s settings), trained once per session."""
+    from jaxrobust.train import default_config, train_and_evaluate
+
+    runs = {}
+    csv = tmp_path_factory.mktemp("tiny-decoder-task") / "tiny.csv"  # one task: runs of it can be swept together
+    csv.write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in ATTACK_SENTENCES))
+
+    def run(family: str, epochs: int = 6):
+        if (family, epochs) not in runs:
+            root = tmp_path_factory.mktemp(f"tiny-{family}-run")
+            c = default_config()
+            c.task, c.model = f"csv:{csv}", str(tiny_decoder_dir(family))
+            c.max_length, c.buckets, c.batch_size, c.eval_batch_size = 16, (16,), 8, 32
+            c.epochs, c.lr, c.warmup_ratio = epochs, 1e-2, 0.0
+            train_and_evaluate(c, root / "run")
+            runs[family, epochs] = root / "run"
+        return runs[family, epochs]
+
+    return run

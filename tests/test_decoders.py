@@ -94,7 +94,7 @@ def test_causal_lm_logits_equal_transformers(case, tmp_path):
     ids, mask = _batch()
     with torch.no_grad():
         expected = reference(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask)).logits.numpy()
-    model = load_classifier(str(folder), tokenizer=False).model
+    model = load_classifier(str(folder), tokenizer=False, lm_head=True).model
     out = model(jnp.asarray(ids, jnp.int32), jnp.asarray(mask, jnp.int32))
     got = np.asarray(model.lm_logits(out.last_hidden_state))
     real = mask.astype(bool)  # padded positions are never read

@@ -83,7 +83,7 @@ def test_permutation_is_undone():
 
 def test_a_gguf_folder_loads_with_the_logits_of_its_source_model(tiny_gguf):
     model, folder = tiny_gguf
-    loaded = load_classifier(str(folder), 3, tokenizer=False)
+    loaded = load_classifier(str(folder), 3, tokenizer=False, lm_head=True)
     assert loaded.config.num_kv_heads == 2 and not loaded.config.tie_word_embeddings
     ids = np.random.default_rng(0).integers(1, V, (2, 11))
     mask = np.ones_like(ids)

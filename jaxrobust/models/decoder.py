@@ -174,13 +174,14 @@ class Block(nnx.Module):
 
 
 class DecoderClassifier(nnx.Module):
-    """Decoder trunk + sequence-classification head (and the causal-LM head, :meth:`lm_logits`).
+    """Decoder trunk + sequence-classification head (and the causal-LM head, :meth:`lm_logits`; an
+untied one only ``with_lm_head``: a classifier has no use for its ``[H, V]`` matrix).
 
     Called as the encoders are: with ``input_ids`` or ``inputs_embeds`` (``embed_words(ids)``,
     before positions are added), the attention mask, and ``token_type_ids``, which decoders ignore.
     """
 
-    def __init__(self, cfg: DecoderConfig, *, rngs: nnx.Rngs):
+    def __init__(self, cfg: DecoderConfig, *, rngs: nnx.Rngs, with_lm_head: bool = True):
         self.cfg = cfg
         self.embed = nnx.Embed(cfg.vocab_size, cfg.hidden_size, embedding_init=_INIT, rngs=rngs)
         self.position = (nnx.Embed(cfg.max_position_embeddings, cfg.hidden_size, embedding_init=_INIT, rngs=rngs)
@@ -188,7 +189,8 @@ class DecoderClassifier(nnx.Module):
         self.embed_dropout = nnx.Dropout(cfg.embed_dropout, rngs=rngs)
         self.layers = nnx.List([Block(cfg, w, rngs) for w in cfg.layer_windows])
         self.final_norm = _norm(cfg, rngs)
-        self.lm_head = None if cfg.tie_word_embeddings else _linear(cfg.hidden_size, cfg.vocab_size, cfg.lm_head_bias, rngs)
+        untied = with_lm_head and not cfg.tie_word_embeddings
+        self.lm_head = None if not untied else _linear(cfg.hidden_size, cfg.vocab_size, cfg.lm_head_bias, rngs)
         self.head = _linear(cfg.hidden_size, cfg.num_labels, False, rngs)  # transformers' ``score``
 
     def embed_words(self, input_ids: jax.Array) -> jax.Array:
@@ -207,7 +209,7 @@ class DecoderClassifier(nnx.Module):
         if self.cfg.tie_word_embeddings:
             logits = hidden @ self.embed.embedding[...].T  # the unscaled table
         elif self.lm_head is None:
-            raise JaxRobustError("this checkpoint has no causal-LM head (a sequence-classification checkpoint of an untied model)")
+            raise JaxRobustError("this model has no causal-LM head (load it with lm_head=True, from a causal-LM checkpoint)")
         else:
             logits = self.lm_head(hidden)
         return _softcap(logits, self.cfg.final_softcap)

@@ -104,7 +104,8 @@ def load_tokenizer(path: Path):
 
 
 def load_classifier(
-    ref: str, num_labels: int | None = None, *, seed: int = 0, tokenizer: bool = True, weights: bool = True, random_head: bool = True
+    ref: str, num_labels: int | None = None, *, seed: int = 0, tokenizer: bool = True, weights: bool = True, random_head: bool = True,
+    lm_head: bool = False,
 ) -> LoadedClassifier:
     """Model + tokenizer + config from a directory, ``bundle:ID`` or hub id.
 
@@ -113,6 +114,7 @@ def load_classifier(
     ``weights=False`` reads no weights: every parameter is left abstract, for the caller to restore
     from its own checkpoint (a training run's). A training run's directory gives its best-on-dev
     classifier. The model is returned in eval mode (dropout off); call ``model.train()`` to train it.
+    A decoder's untied causal-LM head is loaded only with ``lm_head`` (for its next-token logits).
 
     The model is built abstractly (``nnx.eval_shape``) and filled with the checkpoint's tensors, so
     nothing is initialised at random that is then overwritten -- except a random head, whose
@@ -128,7 +130,7 @@ def load_classifier(
                              + ", ".join([*FAMILIES, *DECODER_TYPES]))
     if model_type in DECODER_TYPES:
         cfg = DecoderConfig.from_hf(hf_config, num_labels)
-        build = lambda: DecoderClassifier(cfg, rngs=nnx.Rngs(params=seed, dropout=seed))
+        build = lambda: DecoderClassifier(cfg, rngs=nnx.Rngs(params=seed, dropout=seed), with_lm_head=lm_head)
         fill = load_rule_weights
     else:
         cfg = EncoderConfig.from_hf(hf_config, num_labels)
@@ -203,18 +205,21 @@ def export_classifier(
         label2id={n: i for i, n in enumerate(names)},
         dtype="float32",
     )
-    if decoder and hf_config.get("pad_token_id") is None and loaded.tokenizer is not None:
-        # transformers' decoder classifiers read the last token that is not the pad id, and refuse a
-        # batch without one: the pad this project used (eos for a tokenizer without a pad token).
-        from jaxrobust.data.conventions import conventions
+    tokenizer = loaded.tokenizer
+    if decoder and tokenizer is not None and tokenizer.pad_token is None:
+        # transformers' decoder classifiers read the last token that is not the pad id, and neither
+        # they nor the tokenizer take a batch without one: write the pad this project used (eos).
+        import copy
 
-        hf_config["pad_token_id"] = conventions(loaded.tokenizer).pad_id
+        tokenizer = copy.deepcopy(tokenizer)
+        tokenizer.pad_token = tokenizer.eos_token
+        hf_config["pad_token_id"] = tokenizer.pad_token_id
     state = rule_state_dict if decoder else to_hf_state_dict
 
     def write(folder: Path) -> None:
         save_file(state(loaded.model, cfg), str(folder / "model.safetensors"), metadata={"format": "pt"})
         (folder / "config.json").write_text(json.dumps(hf_config, indent=2, sort_keys=True) + "\n")
-        if loaded.tokenizer is not None:
-            loaded.tokenizer.save_pretrained(str(folder))
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(folder))
 
     return write_export(out_dir, write, force=force, **about)

@@ -182,8 +182,8 @@ def load_rule_weights(model, cfg, weights: dict[str, np.ndarray], source: str) -
         bare = key.removeprefix(prefix)
         if any(p.match(bare) for p in ignored):
             continue
-        if bare == "lm_head.weight" and cfg.tie_word_embeddings:
-            continue  # the tied head is the embedding matrix
+        if bare.startswith("lm_head.") and (cfg.tie_word_embeddings or model.lm_head is None):
+            continue  # the tied head is the embedding matrix; a classifier built without one skips it
         for pattern, targets, transform in rules:
             m = pattern.match(bare)
             if m:
