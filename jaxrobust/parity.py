@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrobust.errors import JaxRobustError
 from jaxrobust.models import gguf_import, load_classifier
 from jaxrobust.models.weights import to_hf_state_dict
 
@@ -81,8 +82,11 @@ def _gguf_parity(loaded, gguf, sentences: list[str]) -> ParityResult:
     reference = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32).eval()
     their_tokenizer = PreTrainedTokenizerFast.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     ours_ids = loaded.tokenizer(sentences, truncation=True, max_length=MAX_LENGTH)["input_ids"]
-    if ours_ids != their_tokenizer(sentences, truncation=True, max_length=MAX_LENGTH)["input_ids"]:
-        raise AssertionError("the GGUF tokenizers differ: transformers' tokenises the sentences otherwise")
+    theirs_ids = their_tokenizer(sentences, truncation=True, max_length=MAX_LENGTH)["input_ids"]
+    if ours_ids != theirs_ids:
+        first = next(i for i, (a, b) in enumerate(zip(ours_ids, theirs_ids)) if a != b)
+        raise JaxRobustError(f"the tokenizer read from {gguf.name} differs from transformers' GGUF tokenizer on "
+                             f"sentence {first + 1} ({sentences[first][:40]!r}): the logits cannot be compared")
     batch = loaded.tokenizer(sentences, padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="np")
     ids, mask = batch["input_ids"], batch["attention_mask"]
     with torch.no_grad():
