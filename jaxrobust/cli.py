@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from jaxrobust.attacks.language_model import DEFAULT_LM, MAX_DROP, WINDOW
 from jaxrobust.attacks.shapes import ROWS
 from jaxrobust.configs import config_reference
 from jaxrobust.errors import JaxRobustError
@@ -121,6 +122,7 @@ def _attack(args) -> int:
         k=args.k, min_cos=args.min_cos, batch_size=args.batch_size,
         population=args.population, generations=args.generations, ascc_steps=args.ascc_steps,
         **({"encoder": args.encoder} if args.encoder else {}), constraints=args.constraints, similarity=args.similarity_threshold, window=args.window,
+        lm_filter=args.lm_filter or "",
     )
     target = load_target(args.workdir, args.model, args.task, args.max_length,
                          args.text_field, args.label_field, args.text_b_field)
@@ -256,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"rows per device batch (default {ROWS}: as fast per row as larger ones on a CPU; raise it on a GPU)")
     p_attack.add_argument("--population", type=int, default=60, help="genetic attack")
     p_attack.add_argument("--generations", type=int, default=20, help="genetic attack")
+    p_attack.add_argument("--lm-filter", nargs="?", const=DEFAULT_LM, default=None, metavar="LM",
+                          help=f"genetic attack: Jia et al.'s language-model filter with causal LM (default {DEFAULT_LM}): a "
+                               f"candidate may lower its {WINDOW}-word window's log-probability by less than {MAX_DROP:g}")
     p_attack.add_argument("--ascc-steps", type=int, default=10, help="ascc attack: Adam steps of the relaxed search")
     p_attack.add_argument("--encoder", default=None,
                           help="sentence encoder of the similarity constraint and the validity section (a model "

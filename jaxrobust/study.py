@@ -59,8 +59,10 @@ def study_config() -> ml_collections.ConfigDict:
     # in their search only.
     c.synonyms = ml_collections.ConfigDict(dict(source="wordnet-cf", k=8, min_cos=0.5))
     # The genetic attack's sample and search size (the paper's population 60 x 20 generations costs
-    # about 1,200 forward passes per example).
-    c.genetic = ml_collections.ConfigDict(dict(n=500, population=60, generations=20))
+    # about 1,200 forward passes per example), and its language-model filter (a causal LM, e.g.
+    # bundle:smollm2-135m, as the RIFT paper's evaluation has it; "": off, the CPU-sized default:
+    # it costs an LM pass per candidate of every word).
+    c.genetic = ml_collections.ConfigDict(dict(n=500, population=60, generations=20, lm_filter=""))
     c.train = True  # False: use only runs that exist
     # Where finished cells are also recorded, compactly (accuracies and the per-example outcomes the
     # table needs), so a table filled over several sittings survives the loss of runs/; "" = nowhere.
@@ -80,7 +82,8 @@ def _synonyms(source: str, k: int, min_cos: float):
 
 def attack_settings(config, attack: str) -> AttackSettings:
     g, s = config.genetic, config.synonyms
-    n, extra = (g.n, dict(population=g.population, generations=g.generations)) if attack == "genetic" else (config.n_examples, {})
+    n, extra = ((g.n, dict(population=g.population, generations=g.generations, lm_filter=g.lm_filter)) if attack == "genetic"
+                else (config.n_examples, {}))
     return AttackSettings(attack, s.source, n, config.budget, config.attack_seed, k=s.k, min_cos=s.min_cos, **extra)
 
 

@@ -23,7 +23,7 @@ textfooler  TextFooler (Jin et al. 2020): part of speech, angular similarity >= 
             15-word window around each change (1 - arccos(cos)/pi, about cosine 0.878)
 pwws        none: its WordNet candidates and stop words only, as published
 genetic     none here: its word-embedding distance is the candidate set; its language-model filter
-            waits for the decoder models
+            (``--lm-filter``, :mod:`.language_model`) is a candidate mask, off by default
 ascc        none: the candidate set the training objectives use
 ==========  ======================================================================================
 

@@ -219,13 +219,18 @@ def validity_line(v: dict | None) -> str:
     """One sentence on the validity section (see :mod:`jaxrobust.attacks.validity`)."""
     if not v:
         return "Validity: not measured."
+    lm = v.get("language_model")
+    lm_line = "" if not lm or lm["rejected_share"] is None else (
+        f" The language-model filter ({lm['lm']}) rejected {100 * lm['rejected_share']:.0f} % of {lm['candidates']} candidates"
+        + (f"; the kept ones lower their {lm['window']}-word window's log-probability by {lm['kept_mean_drop']:.2f} on average."
+           if lm["kept_mean_drop"] is not None else "."))
     if not v["n_successes"]:
-        return "Validity: no successful example to judge."
+        return "Validity: no successful example to judge." + lm_line
     return (
         f"Validity of the {v['n_successes']} successful examples: {100 * v['synonym_share']:.0f} % of their "
         f"{v['n_substitutions']} substitutions are WordNet synonyms; sentence similarity to the original "
         f"{v['similarity_mean']:.3f} on average, {v['similarity_min']:.3f} at least ({v['encoder']}); "
-        f"{100 * v['pos_kept_share']:.0f} % keep every replaced word's part of speech."
+        f"{100 * v['pos_kept_share']:.0f} % keep every replaced word's part of speech." + lm_line
     )
 
 

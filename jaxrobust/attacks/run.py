@@ -17,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxrobust import assets
-from jaxrobust.attacks import ascc_attack, blackbox, constraints, engine, pos, report, shapes, synonyms, verify, warmup, wordnet
+from jaxrobust.attacks import ascc_attack, blackbox, constraints, engine, language_model, pos, report, shapes, synonyms, verify, warmup, wordnet
 from jaxrobust.attacks.layout import prepare_examples
 from jaxrobust.attacks.sentence_encoder import DEFAULT_ENCODER, SentenceEncoder
 from jaxrobust.attacks.validity import validity
@@ -61,6 +61,7 @@ class AttackSettings:
     constraints: str = "default"  # the recipe's (constraints.RECIPES), "none", or a list of constraints.NAMES
     similarity: float | None = None  # None: the recipe's similarity threshold
     window: int | None = None  # None: the recipe's window (words around each change; none: whole text)
+    lm_filter: str = ""  # genetic: the causal LM of Jia et al.'s language-model filter ("": off; :mod:`.language_model`)
 
     def __post_init__(self):
         if self.attack not in ATTACKS:
@@ -79,6 +80,10 @@ class AttackSettings:
             if getattr(self, field) < 1:
                 raise JaxRobustError(f"{flag} must be at least 1, got {getattr(self, field)}")
         assets.check_ref(self.encoder)  # a bad --encoder fails now, not after the attack
+        if self.lm_filter and self.attack != "genetic":
+            raise JaxRobustError(f"--lm-filter is the genetic attack's language-model filter, not {self.attack}'s")
+        if self.lm_filter:
+            assets.check_ref(self.lm_filter)
         rules = self.rules  # an unknown constraint or a threshold outside [0, 1] fails now
         if self.attack == "ascc" and rules.similarity is not None:
             raise JaxRobustError("ascc searches relaxed (continuous) substitutions: the similarity constraint applies to the other attacks")
@@ -98,14 +103,16 @@ class AttackSettings:
         version and the constraints included, so that no report of other candidates or constraints
         is reused), those left at their defaults (the minimum cosine of the recipe, the search sizes)
         omitted."""
-        source = self.synonyms.replace(":", "-").replace("/", "_")
+        tag = lambda ref: ref.replace(":", "-").replace("/", "_")
+        source = tag(self.synonyms)
         cos = "" if self.min_cos == CANDIDATE_DEFAULTS[self.attack][1] else f"-c{self.min_cos:g}"
         search = "".join(
             f"-{tag}{getattr(self, field)}"
             for field, tag in SEARCH_SETTINGS.get(self.attack, ())
             if getattr(self, field) != AttackSettings.__dataclass_fields__[field].default
         )
-        return (f"{self.attack}-{source}-{synonyms.version_tag()}-k{self.k}{cos}-{self.rules.tag}{search}"
+        lm = "" if not self.lm_filter else "-lm" if self.lm_filter == language_model.DEFAULT_LM else "-lm-" + tag(self.lm_filter)
+        return (f"{self.attack}-{source}-{synonyms.version_tag()}-k{self.k}{cos}-{self.rules.tag}{search}{lm}"
                 f"-b{self.budget:g}-n{self.n}-s{self.seed}")
 
 
@@ -137,13 +144,16 @@ def attack_examples(
     settings: AttackSettings,
     progress: bool = True,
     warmups: Sequence[warmup.Warmup] = (),
+    lm_stats: language_model.FilterStats | None = None,
 ) -> tuple[list[dict], float]:
     """Attack ``examples`` (``indices``: their positions in the split); records and wall seconds.
     ``warmups``: programs being compiled in the background (:mod:`.warmup`), waited for before the
-    search."""
+    search. ``lm_stats`` gathers what the language-model filter (``settings.lm_filter``) rejected."""
     start = time.perf_counter()
     rules = settings.rules
     items = prepare_examples(tokenizer, examples, candidates_of, victim.max_length, settings.k, same_pos=rules.pos)
+    if settings.lm_filter:
+        items = language_model.filter_candidates(_language_model(settings.lm_filter, settings.batch_size), items, stats=lm_stats)
     for ae, index in zip(items, indices):
         ae.index = int(index)
     attackable = [ae for ae in items if ae.slot_words]
@@ -204,6 +214,11 @@ def _encoder(ref: str, batch_size: int) -> SentenceEncoder:
     return SentenceEncoder(ref, batch_size=batch_size)
 
 
+@functools.cache
+def _language_model(ref: str, batch_size: int) -> language_model.LanguageModel:
+    return language_model.LanguageModel(ref, batch_size=batch_size)
+
+
 def load_validity_models(settings: AttackSettings) -> None:
     """Load what the validity section needs (sentence encoder, tagger), so that a bad ``--encoder``
     fails before the attack, not after it; WordNet is read in the background meanwhile."""
@@ -212,9 +227,11 @@ def load_validity_models(settings: AttackSettings) -> None:
     pos.tagger()
 
 
-def write_results(out_dir: Path, records: list[dict], seconds: float, settings: AttackSettings, label_names, **extra) -> dict:
-    """Write the report files of one attack into ``out_dir``, its validity section included; returns
-    the summary."""
+def write_results(out_dir: Path, records: list[dict], seconds: float, settings: AttackSettings, label_names,
+                  lm_filter: dict | None = None, **extra) -> dict:
+    """Write the report files of one attack into ``out_dir``, its validity section included (with
+    what the language-model filter did, ``lm_filter``: :meth:`.language_model.FilterStats.summary`);
+    returns the summary."""
     settings_fields = {k: v for k, v in dataclasses.asdict(settings).items() if k != "n"}  # n: the examples attacked
     settings_fields["rules"] = dataclasses.asdict(settings.rules)  # the constraints as applied
     settings_fields["synonyms_version"] = synonyms.version_tag()
@@ -222,6 +239,8 @@ def write_results(out_dir: Path, records: list[dict], seconds: float, settings: 
     # Flips whose final text failed a constraint on the string-level re-check (not successes).
     extra["constraint_failed_n"] = sum(bool(r.get("constraint_failed")) for r in records)
     extra["validity"] = validity(records, _encoder(settings.encoder, settings.batch_size))
+    if lm_filter:
+        extra["validity"]["language_model"] = lm_filter
     summary = report.summarize(records, seconds, **settings_fields, **extra)
     claim_output_dir(out_dir, REPORT_FILES)
     report.write_report(out_dir, records, summary, label_names)
@@ -315,10 +334,12 @@ def run_attack(target: Target, settings: AttackSettings, table, out_dir: Path, p
     if settings.rules.similarity is not None:
         warmups.append(warmup.start_encoder(encoder, [e.text if e.text_b is None else e.text_b for e in examples], settings.rules.window))
     load_validity_models(settings)  # the tagger and WordNet (nltk): while both compile
+    lm_stats = language_model.FilterStats()
     records, seconds = attack_examples(
-        target.victim, target.params, target.tokenizer, examples, indices, table.candidates, settings, progress, warmups,
+        target.victim, target.params, target.tokenizer, examples, indices, table.candidates, settings, progress, warmups, lm_stats,
     )
+    lm = lm_stats.summary(_language_model(settings.lm_filter, settings.batch_size)) if settings.lm_filter else None
     return write_results(
         out_dir, records, seconds, settings, target.task.label_names,
-        model=target.source, task=target.task.name, max_length=target.victim.max_length,
+        model=target.source, task=target.task.name, max_length=target.victim.max_length, lm_filter=lm,
     )
