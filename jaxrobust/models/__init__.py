@@ -1,4 +1,4 @@
-"""Flax NNX encoders with weights imported from Hugging Face checkpoints."""
+"""Flax NNX classifiers (encoders and decoders) with weights imported from Hugging Face checkpoints."""
 
 from jaxrobust.models.config import FAMILIES, EncoderConfig
 from jaxrobust.models.encoder import ClassifierOutput, SequenceClassifier

@@ -21,14 +21,8 @@ from jaxrobust.models.decoder import DecoderClassifier
 from jaxrobust.models.decoder_config import DECODER_TYPES, DecoderConfig
 from jaxrobust.models.encoder import SequenceClassifier
 from jaxrobust.models.weight_rules import SEQUENCE_CLASSIFIERS, load_rule_weights, rule_state_dict
-from jaxrobust.models.weights import load_hf_weights, read_safetensors, to_hf_state_dict
+from jaxrobust.models.weights import read_safetensors
 from jaxrobust.outputs import is_run_dir, write_export
-
-_HF_CLASS = {
-    "bert": "BertForSequenceClassification",
-    "roberta": "RobertaForSequenceClassification",
-    "mpnet": "MPNetForSequenceClassification",
-}
 
 
 @dataclasses.dataclass
@@ -131,19 +125,17 @@ def load_classifier(
     if model_type in DECODER_TYPES:
         cfg = DecoderConfig.from_hf(hf_config, num_labels)
         build = lambda: DecoderClassifier(cfg, rngs=nnx.Rngs(params=seed, dropout=seed), with_lm_head=lm_head)
-        fill = load_rule_weights
     else:
         cfg = EncoderConfig.from_hf(hf_config, num_labels)
         build = lambda: SequenceClassifier(cfg, rngs=nnx.Rngs(params=seed, dropout=seed))
-        fill = load_hf_weights
     model, fresh = nnx.eval_shape(build), []
     if weights:
         gguf = _lone_gguf(path)
         tensors = read_safetensors(weight_files(path)) if gguf is None else gguf_import.read_tensors(gguf, hf_config)
-        fresh = fill(model, cfg, tensors, source=str(path))
+        fresh = load_rule_weights(model, cfg, tensors, source=str(path))
         if fresh and random_head:
             model = build()
-            fill(model, cfg, tensors, source=str(path))
+            load_rule_weights(model, cfg, tensors, source=str(path))
         else:
             fill_abstract(model, seed)
     model.eval()
@@ -200,7 +192,7 @@ def export_classifier(
     hf_config = {k: v for k, v in loaded.hf_config.items() if k not in ("num_labels", "torch_dtype")}
     decoder = isinstance(cfg, DecoderConfig)
     hf_config.update(
-        architectures=[(SEQUENCE_CLASSIFIERS if decoder else _HF_CLASS)[cfg.model_type]],
+        architectures=[SEQUENCE_CLASSIFIERS[cfg.model_type]],
         id2label={str(i): n for i, n in enumerate(names)},
         label2id={n: i for i, n in enumerate(names)},
         dtype="float32",
@@ -214,10 +206,8 @@ def export_classifier(
         tokenizer = copy.deepcopy(tokenizer)
         tokenizer.pad_token = tokenizer.eos_token
         hf_config["pad_token_id"] = tokenizer.pad_token_id
-    state = rule_state_dict if decoder else to_hf_state_dict
-
     def write(folder: Path) -> None:
-        save_file(state(loaded.model, cfg), str(folder / "model.safetensors"), metadata={"format": "pt"})
+        save_file(rule_state_dict(loaded.model, cfg), str(folder / "model.safetensors"), metadata={"format": "pt"})
         (folder / "config.json").write_text(json.dumps(hf_config, indent=2, sort_keys=True) + "\n")
         if tokenizer is not None:
             tokenizer.save_pretrained(str(folder))

@@ -1,13 +1,14 @@
-"""Hugging Face checkpoint tensors -> NNX parameters by rules ``(regex, NNX paths, transform)``.
+"""Hugging Face checkpoint tensors <-> NNX parameters, for every family, by rules ``(regex, NNX paths, transform)``.
 
 A rule's regular expression matches a checkpoint key (without the base-model prefix, e.g.
-``model.`` or ``transformer.``, which a checkpoint may or may not carry); its NNX path templates
+``bert.``, ``model.`` or ``transformer.``, which a checkpoint may or may not carry; head keys --
+``classifier``, ``score``, ``lm_head`` -- never carry it); its NNX path templates
 (``\\1`` for the matched layer index) name the parameters the tensor fills, and its transform
 turns the tensor into them: :func:`T` (PyTorch's ``[out, in]`` linear weight to Flax's
 ``[in, out]`` kernel), :func:`same`, :func:`split` (a fused projection into its parts, e.g.
 GPT-2's ``c_attn``). Each transform has a ``join``, its inverse, so the same tables also export a
-model (:func:`rule_state_dict`). The decoder families' tables are here; the encoders' are in
-:mod:`.weights` (to move here).
+model (:func:`rule_state_dict`). Adding a family is adding its table to :data:`RULES` (and its
+prefix, ignored keys and transformers class below).
 
 Loading collects every missing, unexpected and mis-shaped key into one error. The classification
 head (``head.*``) may be missing (freshly initialised, as transformers does), and so may an untied
@@ -122,18 +123,65 @@ PHI = [
     (r"lm_head\.bias", ("lm_head.bias",), same),
 ]
 
+# --- encoders (post-LN): BERT, RoBERTa, MPNet ------------------------------------------------------
+
+
+def _layer_norm(hf: str, path: str) -> list:
+    return [(hf + r"\.weight", (path + ".scale",), same), (hf + r"\.bias", (path + ".bias",), same)]
+
+
+_LAYER = r"encoder\.layer\.(\d+)\."
+_EMBEDDINGS = [
+    (r"embeddings\.word_embeddings\.weight", ("embeddings.word.embedding",), same),
+    (r"embeddings\.position_embeddings\.weight", ("embeddings.position.embedding",), same),
+    *_layer_norm(r"embeddings\.LayerNorm", "embeddings.norm"),
+]
+_TOKEN_TYPES = [(r"embeddings\.token_type_embeddings\.weight", ("embeddings.token_type.embedding",), same)]
+_FFN = [
+    *_linear(_LAYER + r"intermediate\.dense", "layers.\\1.intermediate"),
+    *_linear(_LAYER + r"output\.dense", "layers.\\1.output"),
+    *_layer_norm(_LAYER + r"output\.LayerNorm", "layers.\\1.output_norm"),
+]
+_BERT_ATTENTION = [
+    *[rule for name in ("query", "key", "value") for rule in _linear(_LAYER + rf"attention\.self\.{name}", f"layers.\\1.attention.{name}")],
+    *_linear(_LAYER + r"attention\.output\.dense", "layers.\\1.attention.output"),
+    *_layer_norm(_LAYER + r"attention\.output\.LayerNorm", "layers.\\1.attention_norm"),
+]
+_DENSE_TANH_HEAD = [*_linear(r"classifier\.dense", "head.dense"), *_linear(r"classifier\.out_proj", "head.out")]
+BERT = [*_EMBEDDINGS, *_TOKEN_TYPES, *_BERT_ATTENTION, *_FFN, *_linear(r"pooler\.dense", "head.dense"), *_linear("classifier", "head.out")]
+ROBERTA = [*_EMBEDDINGS, *_TOKEN_TYPES, *_BERT_ATTENTION, *_FFN, *_DENSE_TANH_HEAD]
+MPNET = [
+    *_EMBEDDINGS,
+    *[rule for hf, name in (("q", "query"), ("k", "key"), ("v", "value"), ("o", "output"))
+      for rule in _linear(_LAYER + rf"attention\.attn\.{hf}", f"layers.\\1.attention.{name}")],
+    *_layer_norm(_LAYER + r"attention\.LayerNorm", "layers.\\1.attention_norm"),
+    *_FFN,
+    (r"encoder\.relative_attention_bias\.weight", ("relative_bias.embedding",), same),
+    *_DENSE_TANH_HEAD,
+]
+
 _HEADS = [(r"score\.weight", ("head.kernel",), T), (r"lm_head\.weight", ("lm_head.kernel",), T)]
-RULES = {name: table + _HEADS for name, table in (
+RULES = {"bert": BERT, "roberta": ROBERTA, "mpnet": MPNET} | {name: table + _HEADS for name, table in (
     ("gpt2", GPT2), ("llama", LLAMA), ("mistral", LLAMA), ("qwen2", LLAMA), ("phi3", PHI3),
     ("gemma", LLAMA), ("gemma2", GEMMA2), ("gemma3_text", GEMMA3), ("phi", PHI))}
-PREFIXES = dict.fromkeys(RULES, "model.") | {"gpt2": "transformer."}
-# Buffers some checkpoints carry: GPT-2's causal-mask ``attn.bias``/``masked_bias``, rotary inv_freq.
-IGNORED = [r".*\.attn\.(masked_)?bias$", r".*rotary_emb\.inv_freq$"]
+PREFIXES = dict.fromkeys(RULES, "model.") | {"gpt2": "transformer.", "bert": "bert.", "roberta": "roberta.", "mpnet": "mpnet."}
+HEAD_KEYS = ("classifier", "score.", "lm_head.")  # keys without the base-model prefix
+# Keys that checkpoints carry but a classifier does not use: buffers (GPT-2's causal-mask
+# ``attn.bias``/``masked_bias``, rotary inv_freq, position and token-type ids), pre-training heads,
+# and the pooler of encoders whose classification head pools by itself (transformers drops it too).
+_DECODER_IGNORED = [r".*\.attn\.(masked_)?bias$", r".*rotary_emb\.inv_freq$"]
+IGNORED = dict.fromkeys(RULES, _DECODER_IGNORED) | {
+    "bert": [r".*position_ids$", r".*token_type_ids$", r"^cls\..*"],
+    "roberta": [r".*position_ids$", r".*token_type_ids$", r"^lm_head\..*", r"^pooler\..*"],
+    "mpnet": [r".*position_ids$", r"^lm_head\..*", r"^pooler\..*"],
+}
 
 
 # transformers' class of each family's sequence classifier (its MODEL_FOR_SEQUENCE_CLASSIFICATION
 # mapping, which cannot be imported without PyTorch; checked against it in the tests).
 SEQUENCE_CLASSIFIERS = {
+    "bert": "BertForSequenceClassification", "roberta": "RobertaForSequenceClassification",
+    "mpnet": "MPNetForSequenceClassification",
     "gpt2": "GPT2ForSequenceClassification", "llama": "LlamaForSequenceClassification",
     "mistral": "MistralForSequenceClassification", "qwen2": "Qwen2ForSequenceClassification",
     "phi3": "Phi3ForSequenceClassification", "gemma": "GemmaForSequenceClassification",
@@ -142,13 +190,14 @@ SEQUENCE_CLASSIFIERS = {
 }
 
 
-def rule_state_dict(model, cfg) -> dict[str, np.ndarray]:
+def rule_state_dict(model, cfg, only: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """The model's parameters under the checkpoint keys of transformers' ``XForSequenceClassification``
     (``XForCausalLM`` keys for the LM head, if the model has one), float32: the rules run backwards.
+    ``only``: just the tensors of these NNX paths (e.g. a freshly initialised head).
 
     Every rule's regular expression is a plain key with ``(\\d+)`` for the layer index, so it reads
     as a key template; a parameter no rule writes is an error."""
-    params = {path: np.asarray(v, np.float32) for path, v in flat_params(model).items()}
+    params = {path: np.asarray(v, np.float32) for path, v in flat_params(model).items() if only is None or path in only}
     prefix, out, written = PREFIXES[cfg.model_type], {}, set()
     for pattern, targets, transform in RULES[cfg.model_type]:
         template = pattern.replace(r"(\d+)", "{0}").replace("\\.", ".")
@@ -157,7 +206,7 @@ def rule_state_dict(model, cfg) -> dict[str, np.ndarray]:
             if not all(p in params for p in paths):
                 continue  # e.g. a bias this config has none of, or the LM head of a classifier
             key = template.format(i)
-            out[key if key.startswith(("score.", "lm_head.")) else prefix + key] = np.ascontiguousarray(
+            out[key if key.startswith(HEAD_KEYS) else prefix + key] = np.ascontiguousarray(
                 transform.join([params[p] for p in paths]))
             written.update(paths)
     if left := sorted(set(params) - written):
@@ -173,7 +222,7 @@ def load_rule_weights(model, cfg, weights: dict[str, np.ndarray], source: str) -
     listing every missing, unexpected or mis-shaped key otherwise.
     """
     rules = [(re.compile(p + "$"), targets, fn) for p, targets, fn in RULES[cfg.model_type]]
-    ignored = [re.compile(p) for p in IGNORED]
+    ignored = [re.compile(p) for p in IGNORED[cfg.model_type]]
     prefix = PREFIXES[cfg.model_type]
     params = flat_params(model)
     loaded: dict[str, np.ndarray] = {}
@@ -182,7 +231,7 @@ def load_rule_weights(model, cfg, weights: dict[str, np.ndarray], source: str) -
         bare = key.removeprefix(prefix)
         if any(p.match(bare) for p in ignored):
             continue
-        if bare.startswith("lm_head.") and (cfg.tie_word_embeddings or model.lm_head is None):
+        if bare.startswith("lm_head.") and getattr(model, "lm_head", None) is None:
             continue  # the tied head is the embedding matrix; a classifier built without one skips it
         for pattern, targets, transform in rules:
             m = pattern.match(bare)
@@ -198,7 +247,8 @@ def load_rule_weights(model, cfg, weights: dict[str, np.ndarray], source: str) -
         parts = transform(np.asarray(value), cfg)
         shapes = [params[p].shape for p in paths]
         if [tuple(x.shape) for x in parts] != [tuple(s) for s in shapes]:
-            misshaped.append(f"{key} {tuple(np.shape(value))}, expected parts {', '.join(map(str, shapes))}")
+            expected = transform.join([np.broadcast_to(np.float32(0), s) for s in shapes]).shape  # in the checkpoint's layout
+            misshaped.append(f"{key} {tuple(np.shape(value))}, expected {tuple(expected)}")
             named.update(paths)  # reported as mis-shaped, not also as missing
             continue
         loaded.update(zip(paths, parts))
