@@ -17,6 +17,7 @@ import numpy as np
 
 from jaxrobust.errors import JaxRobustError
 from jaxrobust.models import gguf_import, load_classifier
+from jaxrobust.models.registry import family
 from jaxrobust.models.weight_rules import rule_state_dict
 
 TOLERANCE = 1e-4
@@ -55,7 +56,7 @@ def run_parity(ref: str, num_labels: int = 2, sentences: list[str] = SENTENCES) 
     if gguf is not None:
         return _gguf_parity(loaded, gguf, sentences)
     reference = AutoModelForSequenceClassification.from_pretrained(str(loaded.path), num_labels=num_labels).eval()
-    head = rule_state_dict(loaded.model, loaded.config, only=loaded.fresh_params)
+    head = rule_state_dict(loaded.model, family(loaded.config.model_type), loaded.config, only=loaded.fresh_params)
     result = reference.load_state_dict({k: torch.tensor(v) for k, v in head.items()}, strict=False)
     assert not result.unexpected_keys, result.unexpected_keys
 

@@ -191,9 +191,9 @@ def test_a_checkpoint_that_does_not_fit_names_its_keys_in_one_error(tmp_path):
 def test_the_sequence_classifier_names_are_transformers_own():
     from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES as expected
 
-    from jaxrobust.models.weight_rules import RULES, SEQUENCE_CLASSIFIERS
+    from jaxrobust.models.registry import FAMILIES
 
-    assert SEQUENCE_CLASSIFIERS == {t: expected[t] for t in RULES}
+    assert {t: f.hf_class for t, f in FAMILIES.items()} == {t: expected[t] for t in FAMILIES}
 
 
 @pytest.mark.parametrize("case", CASES)

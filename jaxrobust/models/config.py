@@ -13,14 +13,15 @@ from typing import Any
 
 from jaxrobust.errors import JaxRobustError
 
-# model_type -> the family details the shared encoder needs.
+# model_type -> what the shared encoder computes differently per family (the rest of a family is in
+# :mod:`.registry`).
 #   positions: "absolute" (0..L-1) or "padded" (RoBERTa/MPNet: pad_id+1.. over real tokens only)
 #   head: "pooler" (BERT: [CLS] -> dense -> tanh pooler, dropout, linear) or
 #         "dense_tanh" (RoBERTa/MPNet classification head: <s> -> dense -> tanh -> linear)
-FAMILIES: dict[str, dict[str, Any]] = {
-    "bert": dict(positions="absolute", head="pooler", relative_buckets=0, prefix="bert."),
-    "roberta": dict(positions="padded", head="dense_tanh", relative_buckets=0, prefix="roberta."),
-    "mpnet": dict(positions="padded", head="dense_tanh", relative_buckets=32, prefix="mpnet."),
+ENCODER_FAMILIES: dict[str, dict[str, Any]] = {
+    "bert": dict(positions="absolute", head="pooler", relative_buckets=0),
+    "roberta": dict(positions="padded", head="dense_tanh", relative_buckets=0),
+    "mpnet": dict(positions="padded", head="dense_tanh", relative_buckets=32),
 }
 
 # The defaults of transformers' config classes for the keys read here: a config.json that
@@ -68,7 +69,7 @@ class EncoderConfig:
 
     @property
     def family(self) -> dict[str, Any]:
-        return FAMILIES[self.model_type]
+        return ENCODER_FAMILIES[self.model_type]
 
     @property
     def head_dim(self) -> int:
@@ -78,9 +79,9 @@ class EncoderConfig:
     def from_hf(cls, hf_config: dict[str, Any], num_labels: int | None = None) -> "EncoderConfig":
         """Build from the dict of a ``config.json``, rejecting what the port cannot compute."""
         model_type = hf_config.get("model_type")
-        if model_type not in FAMILIES:
+        if model_type not in ENCODER_FAMILIES:
             raise JaxRobustError(
-                f"unsupported architecture model_type={model_type!r}; supported: {', '.join(FAMILIES)}"
+                f"unsupported architecture model_type={model_type!r}; supported: {', '.join(ENCODER_FAMILIES)}"
             )
         for name, allowed in _UNSUPPORTED_UNLESS.items():
             value = hf_config.get(name)

@@ -16,11 +16,10 @@ from flax import nnx
 from jaxrobust import assets
 from jaxrobust.errors import JaxRobustError
 from jaxrobust.models import gguf_import
-from jaxrobust.models.config import FAMILIES, EncoderConfig
-from jaxrobust.models.decoder import DecoderClassifier
-from jaxrobust.models.decoder_config import DECODER_TYPES, DecoderConfig
+from jaxrobust.models.config import EncoderConfig
 from jaxrobust.models.encoder import SequenceClassifier
-from jaxrobust.models.weight_rules import SEQUENCE_CLASSIFIERS, load_rule_weights, rule_state_dict
+from jaxrobust.models.registry import FAMILIES, family
+from jaxrobust.models.weight_rules import load_rule_weights, rule_state_dict
 from jaxrobust.models.weights import read_safetensors
 from jaxrobust.outputs import is_run_dir, write_export
 
@@ -66,11 +65,6 @@ def weight_files(path: Path) -> list[Path]:
     return files
 
 
-# The tokenizer class of each family, for a directory whose tokenizer_config.json names none.
-_TOKENIZER_CLASS = {"bert": "BertTokenizer", "roberta": "RobertaTokenizer", "mpnet": "MPNetTokenizer", "gpt2": "GPT2Tokenizer",
-                    "llama": "LlamaTokenizer", "mistral": "LlamaTokenizer", "qwen2": "Qwen2Tokenizer"}
-
-
 def load_tokenizer(path: Path):
     """The fast tokenizer of a model directory: the class its ``tokenizer_config.json`` names (else
     its family's), as ``AutoTokenizer`` picks it -- called directly, because ``AutoTokenizer``
@@ -86,7 +80,8 @@ def load_tokenizer(path: Path):
 
     if (gguf := _lone_gguf(path)) is not None:
         return gguf_import.read_tokenizer(gguf)
-    name = read("tokenizer_config.json").get("tokenizer_class") or _TOKENIZER_CLASS.get(read("config.json").get("model_type"), "")
+    model_type = read("config.json").get("model_type")
+    name = read("tokenizer_config.json").get("tokenizer_class") or (FAMILIES[model_type].tokenizer_class if model_type in FAMILIES else "")
     # transformers 5 has one class per tokenizer (XFast is an alias); 4.x has both, the fast one wanted.
     cls = (getattr(transformers, name.removesuffix("Fast") + "Fast", None) or getattr(transformers, name, None)) if name else None
     try:
@@ -118,24 +113,18 @@ def load_classifier(
     if is_run_dir(path):
         return _run_classifier(path, num_labels)
     hf_config = load_hf_config(path)
-    model_type = hf_config.get("model_type")
-    if model_type not in FAMILIES and model_type not in DECODER_TYPES:
-        raise JaxRobustError(f"unsupported architecture model_type={model_type!r} in {path}; supported: "
-                             + ", ".join([*FAMILIES, *DECODER_TYPES]))
-    if model_type in DECODER_TYPES:
-        cfg = DecoderConfig.from_hf(hf_config, num_labels)
-        build = lambda: DecoderClassifier(cfg, rngs=nnx.Rngs(params=seed, dropout=seed), with_lm_head=lm_head)
-    else:
-        cfg = EncoderConfig.from_hf(hf_config, num_labels)
-        build = lambda: SequenceClassifier(cfg, rngs=nnx.Rngs(params=seed, dropout=seed))
+    fam = family(hf_config.get("model_type"), str(path))
+    cfg = fam.config.from_hf(hf_config, num_labels)
+    heads = {"with_lm_head": lm_head} if fam.is_decoder else {}
+    build = lambda: fam.module(cfg, rngs=nnx.Rngs(params=seed, dropout=seed), **heads)
     model, fresh = nnx.eval_shape(build), []
     if weights:
         gguf = _lone_gguf(path)
         tensors = read_safetensors(weight_files(path)) if gguf is None else gguf_import.read_tensors(gguf, hf_config)
-        fresh = load_rule_weights(model, cfg, tensors, source=str(path))
+        fresh = load_rule_weights(model, fam, cfg, tensors, source=str(path))
         if fresh and random_head:
             model = build()
-            load_rule_weights(model, cfg, tensors, source=str(path))
+            load_rule_weights(model, fam, cfg, tensors, source=str(path))
         else:
             fill_abstract(model, seed)
     model.eval()
@@ -190,9 +179,10 @@ def export_classifier(
     # The source's config.json with this classifier's head and labels (id2label sets num_labels)
     # and the dtype of the tensors written.
     hf_config = {k: v for k, v in loaded.hf_config.items() if k not in ("num_labels", "torch_dtype")}
-    decoder = isinstance(cfg, DecoderConfig)
+    fam = family(cfg.model_type)
+    decoder = fam.is_decoder
     hf_config.update(
-        architectures=[SEQUENCE_CLASSIFIERS[cfg.model_type]],
+        architectures=[fam.hf_class],
         id2label={str(i): n for i, n in enumerate(names)},
         label2id={n: i for i, n in enumerate(names)},
         dtype="float32",
@@ -207,7 +197,7 @@ def export_classifier(
         tokenizer.pad_token = tokenizer.eos_token
         hf_config["pad_token_id"] = tokenizer.pad_token_id
     def write(folder: Path) -> None:
-        save_file(rule_state_dict(loaded.model, cfg), str(folder / "model.safetensors"), metadata={"format": "pt"})
+        save_file(rule_state_dict(loaded.model, fam, cfg), str(folder / "model.safetensors"), metadata={"format": "pt"})
         (folder / "config.json").write_text(json.dumps(hf_config, indent=2, sort_keys=True) + "\n")
         if tokenizer is not None:
             tokenizer.save_pretrained(str(folder))

@@ -7,8 +7,8 @@ A rule's regular expression matches a checkpoint key (without the base-model pre
 turns the tensor into them: :func:`T` (PyTorch's ``[out, in]`` linear weight to Flax's
 ``[in, out]`` kernel), :func:`same`, :func:`split` (a fused projection into its parts, e.g.
 GPT-2's ``c_attn``). Each transform has a ``join``, its inverse, so the same tables also export a
-model (:func:`rule_state_dict`). Adding a family is adding its table to :data:`RULES` (and its
-prefix, ignored keys and transformers class below).
+model (:func:`rule_state_dict`). The tables are here; which family uses which, with its key prefix
+and the keys it ignores, is :mod:`.registry`.
 
 Loading collects every missing, unexpected and mis-shaped key into one error. The classification
 head (``head.*``) may be missing (freshly initialised, as transformers does), and so may an untied
@@ -160,46 +160,22 @@ MPNET = [
     *_DENSE_TANH_HEAD,
 ]
 
-_HEADS = [(r"score\.weight", ("head.kernel",), T), (r"lm_head\.weight", ("lm_head.kernel",), T)]
-RULES = {"bert": BERT, "roberta": ROBERTA, "mpnet": MPNET} | {name: table + _HEADS for name, table in (
-    ("gpt2", GPT2), ("llama", LLAMA), ("mistral", LLAMA), ("qwen2", LLAMA), ("phi3", PHI3),
-    ("gemma", LLAMA), ("gemma2", GEMMA2), ("gemma3_text", GEMMA3), ("phi", PHI))}
-PREFIXES = dict.fromkeys(RULES, "model.") | {"gpt2": "transformer.", "bert": "bert.", "roberta": "roberta.", "mpnet": "mpnet."}
-HEAD_KEYS = ("classifier", "score.", "lm_head.")  # keys without the base-model prefix
-# Keys that checkpoints carry but a classifier does not use: buffers (GPT-2's causal-mask
-# ``attn.bias``/``masked_bias``, rotary inv_freq, position and token-type ids), pre-training heads,
-# and the pooler of encoders whose classification head pools by itself (transformers drops it too).
-_DECODER_IGNORED = [r".*\.attn\.(masked_)?bias$", r".*rotary_emb\.inv_freq$"]
-IGNORED = dict.fromkeys(RULES, _DECODER_IGNORED) | {
-    "bert": [r".*position_ids$", r".*token_type_ids$", r"^cls\..*"],
-    "roberta": [r".*position_ids$", r".*token_type_ids$", r"^lm_head\..*", r"^pooler\..*"],
-    "mpnet": [r".*position_ids$", r"^lm_head\..*", r"^pooler\..*"],
-}
+# The heads of every decoder: sequence classification (``score``) and an untied causal-LM head.
+HEADS = [(r"score\.weight", ("head.kernel",), T), (r"lm_head\.weight", ("lm_head.kernel",), T)]
+HEAD_KEYS = ("classifier", "score.", "lm_head.")  # checkpoint keys without the base-model prefix
 
 
-# transformers' class of each family's sequence classifier (its MODEL_FOR_SEQUENCE_CLASSIFICATION
-# mapping, which cannot be imported without PyTorch; checked against it in the tests).
-SEQUENCE_CLASSIFIERS = {
-    "bert": "BertForSequenceClassification", "roberta": "RobertaForSequenceClassification",
-    "mpnet": "MPNetForSequenceClassification",
-    "gpt2": "GPT2ForSequenceClassification", "llama": "LlamaForSequenceClassification",
-    "mistral": "MistralForSequenceClassification", "qwen2": "Qwen2ForSequenceClassification",
-    "phi3": "Phi3ForSequenceClassification", "gemma": "GemmaForSequenceClassification",
-    "gemma2": "Gemma2ForSequenceClassification", "gemma3_text": "Gemma3TextForSequenceClassification",
-    "phi": "PhiForSequenceClassification",
-}
-
-
-def rule_state_dict(model, cfg, only: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+def rule_state_dict(model, family, cfg, only: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """The model's parameters under the checkpoint keys of transformers' ``XForSequenceClassification``
     (``XForCausalLM`` keys for the LM head, if the model has one), float32: the rules run backwards.
     ``only``: just the tensors of these NNX paths (e.g. a freshly initialised head).
 
     Every rule's regular expression is a plain key with ``(\\d+)`` for the layer index, so it reads
-    as a key template; a parameter no rule writes is an error."""
+    as a key template; a parameter no rule writes is an error. ``family``: the model's
+    :class:`~.registry.Family`."""
     params = {path: np.asarray(v, np.float32) for path, v in flat_params(model).items() if only is None or path in only}
-    prefix, out, written = PREFIXES[cfg.model_type], {}, set()
-    for pattern, targets, transform in RULES[cfg.model_type]:
+    prefix, out, written = family.prefix, {}, set()
+    for pattern, targets, transform in family.rules:
         template = pattern.replace(r"(\d+)", "{0}").replace("\\.", ".")
         for i in range(cfg.num_layers) if "{0}" in template else [None]:
             paths = [t.replace("\\1", str(i)) for t in targets]
@@ -214,16 +190,17 @@ def rule_state_dict(model, cfg, only: Sequence[str] | None = None) -> dict[str, 
     return out
 
 
-def load_rule_weights(model, cfg, weights: dict[str, np.ndarray], source: str) -> list[str]:
-    """Copy checkpoint ``weights`` into ``model`` in place by the rules of ``cfg.model_type``.
+def load_rule_weights(model, family, cfg, weights: dict[str, np.ndarray], source: str) -> list[str]:
+    """Copy checkpoint ``weights`` into ``model`` in place by the rules of ``family`` (a
+    :class:`~.registry.Family`).
 
     Returns the NNX paths left freshly initialised (only head parameters may be); a causal-LM head
     the checkpoint lacks is removed (``model.lm_head = None``). Raises one ``JaxRobustError``
     listing every missing, unexpected or mis-shaped key otherwise.
     """
-    rules = [(re.compile(p + "$"), targets, fn) for p, targets, fn in RULES[cfg.model_type]]
-    ignored = [re.compile(p) for p in IGNORED[cfg.model_type]]
-    prefix = PREFIXES[cfg.model_type]
+    rules = [(re.compile(p + "$"), targets, fn) for p, targets, fn in family.rules]
+    ignored = [re.compile(p) for p in family.ignored]
+    prefix = family.prefix
     params = flat_params(model)
     loaded: dict[str, np.ndarray] = {}
     unexpected, misshaped, named = [], [], set()
