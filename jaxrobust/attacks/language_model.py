@@ -18,14 +18,18 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from jaxrobust.attacks import shapes
-from jaxrobust.attacks.constraints import window_bounds, window_text
-from jaxrobust.attacks.layout import AttackExample
 from jaxrobust.errors import JaxRobustError
+
+if TYPE_CHECKING:
+    from jaxrobust.attacks.layout import AttackExample
+
+# The CLI reads the defaults below for its help: this module imports nothing heavy (JAX, the
+# models) before it is used, so that Ctrl-C during the CLI's start is handled (:mod:`jaxrobust.interrupt`).
 
 DEFAULT_LM = "bundle:smollm2-135m"
 WINDOW = 6  # Jia et al.'s W
@@ -107,6 +111,8 @@ def filter_candidates(lm: LanguageModel, items: Sequence[AttackExample], window:
     """``items`` with only the candidates whose window log-probability drops by less than ``max_drop``
     (TextAttack's ``LanguageModelConstraint``: a drop of ``max_drop`` or more fails); a slot left
     without candidates is no longer a slot. ``stats`` (if given) is updated."""
+    from jaxrobust.attacks.constraints import window_bounds, window_text
+
     stats = stats if stats is not None else FilterStats()
     pairs = []  # (item, slot, candidate, original window, substituted window)
     for n, ae in enumerate(items):
