@@ -103,15 +103,15 @@ class AttackSettings:
         version and the constraints included, so that no report of other candidates or constraints
         is reused), those left at their defaults (the minimum cosine of the recipe, the search sizes)
         omitted."""
-        tag = lambda ref: ref.replace(":", "-").replace("/", "_")
-        source = tag(self.synonyms)
+        slug = lambda ref: ref.replace(":", "-").replace("/", "_")
+        source = slug(self.synonyms)
         cos = "" if self.min_cos == CANDIDATE_DEFAULTS[self.attack][1] else f"-c{self.min_cos:g}"
         search = "".join(
             f"-{tag}{getattr(self, field)}"
             for field, tag in SEARCH_SETTINGS.get(self.attack, ())
             if getattr(self, field) != AttackSettings.__dataclass_fields__[field].default
         )
-        lm = "" if not self.lm_filter else "-lm" if self.lm_filter == language_model.DEFAULT_LM else "-lm-" + tag(self.lm_filter)
+        lm = "" if not self.lm_filter else "-lm" if self.lm_filter == language_model.DEFAULT_LM else "-lm-" + slug(self.lm_filter)
         return (f"{self.attack}-{source}-{synonyms.version_tag()}-k{self.k}{cos}-{self.rules.tag}{search}{lm}"
                 f"-b{self.budget:g}-n{self.n}-s{self.seed}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -17,7 +18,7 @@ from jaxrobust import assets
 from jaxrobust.errors import JaxRobustError
 from jaxrobust.models import gguf_import
 from jaxrobust.models.config import EncoderConfig
-from jaxrobust.models.encoder import SequenceClassifier
+from jaxrobust.models.decoder_config import DecoderConfig
 from jaxrobust.models.registry import FAMILIES, family
 from jaxrobust.models.weight_rules import load_rule_weights, rule_state_dict
 from jaxrobust.models.weights import read_safetensors
@@ -26,9 +27,9 @@ from jaxrobust.outputs import is_run_dir, write_export
 
 @dataclasses.dataclass
 class LoadedClassifier:
-    model: SequenceClassifier
+    model: nnx.Module  # an encoder's SequenceClassifier or a DecoderClassifier (models.registry)
     tokenizer: Any  # a transformers fast tokenizer
-    config: EncoderConfig
+    config: EncoderConfig | DecoderConfig
     hf_config: dict[str, Any]  # the config.json it came from (kept for export)
     path: Path
     fresh_params: list[str]  # head parameters not in the checkpoint, freshly initialised
@@ -180,7 +181,6 @@ def export_classifier(
     # and the dtype of the tensors written.
     hf_config = {k: v for k, v in loaded.hf_config.items() if k not in ("num_labels", "torch_dtype")}
     fam = family(cfg.model_type)
-    decoder = fam.is_decoder
     hf_config.update(
         architectures=[fam.hf_class],
         id2label={str(i): n for i, n in enumerate(names)},
@@ -188,14 +188,13 @@ def export_classifier(
         dtype="float32",
     )
     tokenizer = loaded.tokenizer
-    if decoder and tokenizer is not None and tokenizer.pad_token is None:
+    if fam.is_decoder and tokenizer is not None and tokenizer.pad_token is None:
         # transformers' decoder classifiers read the last token that is not the pad id, and neither
         # they nor the tokenizer take a batch without one: write the pad this project used (eos).
-        import copy
-
         tokenizer = copy.deepcopy(tokenizer)
         tokenizer.pad_token = tokenizer.eos_token
         hf_config["pad_token_id"] = tokenizer.pad_token_id
+
     def write(folder: Path) -> None:
         save_file(rule_state_dict(loaded.model, fam, cfg), str(folder / "model.safetensors"), metadata={"format": "pt"})
         (folder / "config.json").write_text(json.dumps(hf_config, indent=2, sort_keys=True) + "\n")
