@@ -127,6 +127,33 @@ def test_wrong_num_labels_is_a_shape_error(tiny_model_dir):
         load_classifier(str(directory), num_labels=5)
 
 
+@pytest.fixture
+def tensor_reads(monkeypatch):
+    """The keys of every tensor whose data loading reads from a ``.safetensors`` file, in order."""
+    from jaxrobust.models.weights import SafetensorFiles
+
+    reads, read = [], SafetensorFiles.__getitem__
+    monkeypatch.setattr(SafetensorFiles, "__getitem__", lambda self, key: reads.append(key) or read(self, key))
+    return reads
+
+
+def test_each_tensor_is_read_once_into_the_abstract_model(tiny_model_dir, tensor_reads):
+    from safetensors import safe_open
+
+    directory, _ = tiny_model_dir("bert")
+    load_classifier(str(directory))
+    with safe_open(str(directory / "model.safetensors"), framework="numpy") as f:
+        keys = [k for k in f.keys() if not k.endswith("position_ids")]
+    assert sorted(tensor_reads) == sorted(keys)  # once each: never a whole checkpoint in a dict
+
+
+def test_a_checkpoint_that_does_not_fit_is_never_read(tiny_model_dir, tensor_reads):
+    directory, _ = tiny_model_dir("bert", num_labels=3)
+    with pytest.raises(JaxRobustError, match="mis-shaped"):
+        load_classifier(str(directory), num_labels=5)
+    assert tensor_reads == []  # shapes come from the headers
+
+
 def test_missing_and_unexpected_keys_reported_together(tiny_model_dir, tmp_path):
     from safetensors.numpy import load_file, save_file
 

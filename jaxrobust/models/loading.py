@@ -21,7 +21,7 @@ from jaxrobust.models.config import EncoderConfig
 from jaxrobust.models.decoder_config import DecoderConfig
 from jaxrobust.models.registry import FAMILIES, family
 from jaxrobust.models.weight_rules import load_rule_weights, rule_state_dict
-from jaxrobust.models.weights import read_safetensors
+from jaxrobust.models.weights import SafetensorFiles
 from jaxrobust.outputs import is_run_dir, write_export
 
 
@@ -121,13 +121,14 @@ def load_classifier(
     model, fresh = nnx.eval_shape(build), []
     if weights:
         gguf = _lone_gguf(path)
-        tensors = read_safetensors(weight_files(path)) if gguf is None else gguf_import.read_tensors(gguf, hf_config)
-        fresh = load_rule_weights(model, fam, cfg, tensors, source=str(path))
+        tensors = SafetensorFiles(weight_files(path)) if gguf is None else gguf_import.read_tensors(gguf, hf_config)
+        # What the checkpoint lacks, from its shapes alone; then the tensors go, one at a time, into
+        # the abstract model, or into a real one if a random head is wanted.
+        fresh = load_rule_weights(model, fam, cfg, tensors, source=str(path), check_only=True)
         if fresh and random_head:
             model = build()
-            load_rule_weights(model, fam, cfg, tensors, source=str(path))
-        else:
-            fill_abstract(model, seed)
+        load_rule_weights(model, fam, cfg, tensors, source=str(path))
+        fill_abstract(model, seed)
     model.eval()
     return LoadedClassifier(model, load_tokenizer(path) if tokenizer else None, cfg, hf_config, path, fresh)
 

@@ -18,11 +18,11 @@ causal-LM head, which a sequence-classification checkpoint does not carry (the m
 from __future__ import annotations
 
 import re
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from jaxrobust.models.weights import check_fit, flat_params, set_flat_params
+from jaxrobust.models.weights import check_fit, flat_params, set_param
 
 Transform = Callable[[np.ndarray, object], Sequence[np.ndarray]]
 
@@ -190,21 +190,25 @@ def rule_state_dict(model, family, cfg, only: Sequence[str] | None = None) -> di
     return out
 
 
-def load_rule_weights(model, family, cfg, weights: dict[str, np.ndarray], source: str) -> list[str]:
+def load_rule_weights(model, family, cfg, weights: Mapping[str, np.ndarray], source: str, check_only: bool = False) -> list[str]:
     """Copy checkpoint ``weights`` into ``model`` in place by the rules of ``family`` (a
     :class:`~.registry.Family`).
 
-    Returns the NNX paths left freshly initialised (only head parameters may be); a causal-LM head
-    the checkpoint lacks is removed (``model.lm_head = None``). Raises one ``JaxRobustError``
-    listing every missing, unexpected or mis-shaped key otherwise.
+    Tensors are read from ``weights`` one at a time (a :class:`~.weights.SafetensorFiles` reads each
+    from disk when asked) and each goes into its parameter at once, so the checkpoint is never held
+    in memory beside the model. Returns the NNX paths left freshly initialised (only head parameters
+    may be); a causal-LM head the checkpoint lacks is removed (``model.lm_head = None``). Raises one
+    ``JaxRobustError`` listing every missing, unexpected or mis-shaped key otherwise (the model is
+    then partly filled, to be dropped). ``check_only``: the same checks and answer from the tensors'
+    shapes alone (a :class:`~.weights.SafetensorFiles` reads no data for them), the model untouched.
     """
     rules = [(re.compile(p + "$"), targets, fn) for p, targets, fn in family.rules]
     ignored = [re.compile(p) for p in family.ignored]
     prefix = family.prefix
-    params = flat_params(model)
-    loaded: dict[str, np.ndarray] = {}
+    params = {path: v.shape for path, v in flat_params(model).items()}  # shapes only: the old values must be freed as they are replaced
+    loaded: set[str] = set()
     unexpected, misshaped, named = [], [], set()
-    for key, value in weights.items():
+    for key in weights:
         bare = key.removeprefix(prefix)
         if any(p.match(bare) for p in ignored):
             continue
@@ -221,20 +225,23 @@ def load_rule_weights(model, family, cfg, weights: dict[str, np.ndarray], source
         if any(p not in params for p in paths):  # e.g. a layer index beyond the config's layers
             unexpected.append(key)
             continue
-        parts = transform(np.asarray(value), cfg)
-        shapes = [params[p].shape for p in paths]
-        if [tuple(x.shape) for x in parts] != [tuple(s) for s in shapes]:
+        # Shapes first, on zero-stride stand-ins: a tensor that does not fit is never read.
+        shape = weights.shape(key) if hasattr(weights, "shape") else np.shape(weights[key])
+        shapes = [params[p] for p in paths]
+        if [x.shape for x in transform(np.broadcast_to(np.float32(0), shape), cfg)] != [tuple(s) for s in shapes]:
             expected = transform.join([np.broadcast_to(np.float32(0), s) for s in shapes]).shape  # in the checkpoint's layout
-            misshaped.append(f"{key} {tuple(np.shape(value))}, expected {tuple(expected)}")
+            misshaped.append(f"{key} {tuple(shape)}, expected {tuple(expected)}")
             named.update(paths)  # reported as mis-shaped, not also as missing
             continue
-        loaded.update(zip(paths, parts))
+        if not check_only:
+            for path, part in zip(paths, transform(np.asarray(weights[key]), cfg)):
+                set_param(model, path, part)
+        loaded.update(paths)
     missing = sorted(p for p in params if p not in loaded and p not in named)
     fresh = [p for p in missing if p.startswith("head.")]
     no_lm_head = [p for p in missing if p.startswith("lm_head.")]
     missing = [p for p in missing if not p.startswith(("head.", "lm_head."))]
     check_fit(source, cfg.model_type, missing, unexpected, misshaped)
-    set_flat_params(model, loaded)
-    if no_lm_head:
+    if no_lm_head and not check_only:
         model.lm_head = None
     return fresh

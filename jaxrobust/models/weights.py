@@ -4,12 +4,14 @@ key mapping of each family is in :mod:`.weight_rules`."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Iterable
 
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from safetensors import SafetensorError, safe_open
 
 from jaxrobust.errors import JaxRobustError
 
@@ -30,17 +32,15 @@ def flat_params(model: nnx.Module) -> dict[str, np.ndarray]:
     return flat
 
 
-def set_flat_params(model: nnx.Module, flat: dict[str, np.ndarray]) -> None:
-    state = nnx.state(model, nnx.Param)
-    pure = nnx.to_pure_dict(state)
-    for path, value in flat.items():
-        node = pure
-        *parents, leaf = [int(p) if p.isdigit() else p for p in path.split(".")]
-        for p in parents:
-            node = node[p]
-        node[leaf] = jnp.asarray(value, dtype=node[leaf].dtype)
-    nnx.replace_by_pure_dict(state, pure)
-    nnx.update(model, state)
+def set_param(model: nnx.Module, path: str, value: np.ndarray) -> None:
+    """Give the parameter at ``path`` (as :func:`flat_params` names it) the value ``value``, in its
+    own dtype; the parameter may still be abstract (``nnx.eval_shape``)."""
+    node = model
+    *parents, leaf = path.split(".")
+    for p in parents:
+        node = node[int(p)] if p.isdigit() else getattr(node, p)
+    var = getattr(node, leaf)
+    var.set_value(jnp.asarray(value, dtype=var.get_value().dtype))
 
 
 def check_fit(source: str, model_type: str, missing: list[str], unexpected: list[str], misshaped: list[str]) -> None:
@@ -55,15 +55,34 @@ def check_fit(source: str, model_type: str, missing: list[str], unexpected: list
     raise JaxRobustError(f"weights in {source} do not fit the {model_type} classifier; " + "; ".join(parts))
 
 
-def read_safetensors(files: Iterable[Path]) -> dict[str, np.ndarray]:
-    """All tensors of the given ``.safetensors`` files; a damaged file is named in the error."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
+class SafetensorFiles(Mapping):
+    """The tensors of ``.safetensors`` files by key, each read from its file when asked for (the
+    headers are read at once); a damaged file is named in the error."""
 
-    weights: dict[str, np.ndarray] = {}
-    for f in files:
+    def __init__(self, files: Iterable[Path]):
+        self._where: dict[str, tuple[object, Path]] = {}
+        for f in files:
+            handle = self._guard(f, lambda: safe_open(str(f), framework="numpy"))
+            self._where.update((key, (handle, f)) for key in handle.keys())
+
+    @staticmethod
+    def _guard(f: Path, read):
         try:
-            weights.update(load_file(str(f)))
+            return read()
         except (SafetensorError, OSError, ValueError) as e:
             raise JaxRobustError(f"corrupt or truncated safetensors file {f}: {e}") from e
-    return weights
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        """The shape of tensor ``key``, from its file's header."""
+        handle, f = self._where[key]
+        return tuple(self._guard(f, lambda: handle.get_slice(key).get_shape()))
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        handle, f = self._where[key]
+        return self._guard(f, lambda: handle.get_tensor(key))
+
+    def __iter__(self):
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
