@@ -48,7 +48,8 @@ from jaxrobust.outputs import claim_run_dir, clear_run_dir, is_run_dir
 from jaxrobust.validation import check_classes, check_train_config
 
 # Batch arrays the train step reads (the host-side "index" stays behind); slots: word-substituting objectives.
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "labels", "weights", "slot_ids", "slot_mask", "content")
+# teacher_pooled: an objective's fixed inputs (Objective.fixed_inputs).
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "labels", "weights", "slot_ids", "slot_mask", "content", "teacher_pooled")
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -62,7 +63,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.dev_file = ""  # csv:/jsonl: tasks: a file of dev examples ("" cuts dev from the task's file)
     c.test_file = ""  # csv:/jsonl: tasks: a file of test examples ("" cuts test from the task's file)
     c.model = "bundle:minilm-l6"  # the pretrained model: a Hugging Face directory, bundle:ID, hub id or a run
-    c.objective = "ft"  # the training loss: ft, adv, freelb, ascc or rift
+    c.objective = "ft"  # the training loss: ft, adv, freelb, ascc, rift or infobert
     c.seed = 0  # head initialisation, data order and dropout
     c.max_length = 64  # tokens per text; longer texts are cut
     c.buckets = (32, 64)  # token lengths a batch is padded to; the largest must be >= max_length
@@ -88,6 +89,18 @@ def default_config() -> ml_collections.ConfigDict:
         adv_lr=0.1,  # ascent step size
         init_mag=0.6,  # magnitude of the initial random perturbation
         max_norm=0.0,  # L2 radius of the perturbation (0: unbounded)
+    ))
+    # InfoBERT (objective "infobert"): FreeLB plus its two regularisers; the authors' ANLI settings.
+    c.infobert = ml_collections.ConfigDict(dict(
+        steps=3,  # FreeLB ascent steps on the word embeddings
+        adv_lr=4e-2,  # ascent step size
+        init_mag=8e-2,  # magnitude of the initial random perturbation
+        max_norm=0.0,  # L2 radius of the perturbation (0: unbounded)
+        beta=5e-3,  # weight of the information bottleneck on the token features
+        alpha=5e-3,  # weight of the anchored-word InfoNCE (maximised)
+        cl=0.5,  # anchored words: gradient-norm rank from this quantile of the text's tokens ...
+        ch=0.9,  # ... up to this one
+        critic_hidden=300,  # hidden width of the InfoNCE critic
     ))
     # A2T-style augmentation (objective "adv").
     c.adv = ml_collections.ConfigDict(dict(
@@ -222,6 +235,27 @@ def epoch_batches(prepared: Prepared, config, epoch: int, substitutions: TokenSu
             b["slot_ids"], b["slot_mask"] = substitutions.of(b["input_ids"])
             b["content"] = substitutions.content(b["input_ids"], b["attention_mask"])
     return batches
+
+
+def fixed_inputs(objective, trained, prepared: Prepared, config, place: Callable = lambda b: b) -> dict[str, np.ndarray]:
+    """``{key: [N, ...]}``: the objective's inputs that depend only on each training example's clean
+    tokens and on weights training never changes (``Objective.fixed_inputs``), computed once for
+    the ``N`` examples of the training split, each at its own length bucket; ``{}`` for the others."""
+    if objective.fixed_inputs is None:
+        return {}
+    compute = nnx.jit(objective.fixed_inputs)
+    train, pad = prepared.splits["train"], conventions(prepared.classifier.tokenizer).pad_id
+    rows: dict[str, np.ndarray] = {}
+    for batch in make_batches(train, config.eval_batch_size, config.buckets, pad):
+        real = batch["index"][batch["index"] >= 0]
+        for key, value in jax.device_get(compute(trained, place(batch))).items():
+            rows.setdefault(key, np.zeros((len(train), *value.shape[1:]), value.dtype))[real] = value[: len(real)]
+    return rows
+
+
+def with_fixed_inputs(batch: dict, fixed: dict[str, np.ndarray]) -> dict:
+    """``batch`` with its rows of the :func:`fixed_inputs` (padding rows get the first example's)."""
+    return {**batch, **{key: rows[np.maximum(batch["index"], 0)] for key, rows in fixed.items()}}
 
 
 def training_substitutions(prepared: Prepared, config) -> TokenSubstitutions | None:
@@ -453,6 +487,7 @@ def train_and_evaluate(
     if start:
         print(f"resuming {workdir} from step {start}", file=sys.stderr)
     log.truncate_after(start)
+    fixed = fixed_inputs(objective, trained, prepared, config, place)
 
     base_key = jax.random.key(config.seed)
     eval_every = config.eval_every_steps or steps_per_epoch
@@ -461,7 +496,7 @@ def train_and_evaluate(
         epoch, position = divmod(step, steps_per_epoch)
         if epoch != batches_epoch:
             batches, batches_epoch = epoch_batches(prepared, config, epoch, substitutions), epoch
-        batch = batches[position]
+        batch = with_fixed_inputs(batches[position], fixed)
         trained.train()
         traces_before = train_step.traces_of()
         t0 = time.perf_counter()

@@ -69,12 +69,20 @@ def check_train_config(config, devices: int) -> None:
         _in_range(config.ascc, "ascc.", "lr", 0.0, math.inf, open_low=True, open_high=True)
         _in_range(config.ascc, "ascc.", "entropy_weight", 0.0, math.inf, open_high=True)
         _in_range(config.ascc, "ascc.", "beta", 0.0, math.inf, open_high=True)
-    if config.objective == "freelb":
-        f = config.freelb
-        _positive_int(f, "steps", "freelb.")
-        _in_range(f, "freelb.", "adv_lr", 0.0, math.inf, open_low=True, open_high=True)
-        _in_range(f, "freelb.", "init_mag", 0.0, math.inf, open_high=True)
-        _in_range(f, "freelb.", "max_norm", 0.0, math.inf, open_high=True)
+    if config.objective in ("freelb", "infobert"):
+        name = config.objective
+        f = config[name]
+        _positive_int(f, "steps", f"{name}.")
+        _in_range(f, f"{name}.", "adv_lr", 0.0, math.inf, open_low=True, open_high=True)
+        _in_range(f, f"{name}.", "init_mag", 0.0, math.inf, open_high=True)
+        _in_range(f, f"{name}.", "max_norm", 0.0, math.inf, open_high=True)
+    if config.objective == "infobert":
+        b = config.infobert
+        for key in ("beta", "alpha"):
+            _in_range(b, "infobert.", key, 0.0, math.inf, open_high=True)
+        _in_range(b, "infobert.", "cl", 0.0, 1.0)
+        _in_range(b, "infobert.", "ch", b.cl, 1.0)
+        _positive_int(b, "critic_hidden", "infobert.")
     if config.objective == "adv":
         _in_range(config.adv, "adv.", "share", 0.0, 1.0, open_low=True)
         _in_range(config.adv, "adv.", "budget", 0.0, 1.0, open_low=True)

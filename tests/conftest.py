@@ -58,6 +58,23 @@ def tiny_model_dir(tmp_path_factory):
     return make
 
 
+@pytest.fixture(scope="session")
+def wide_model_dir(tmp_path_factory):
+    """A tiny 2-label BERT initialised with std 0.2 instead of 0.02, over conftest's vocabulary: its
+    predictions and pooled features depend on the words (conftest's tiny model gives every sentence
+    nearly the same pooled feature, cosine 1 - 1e-5, which pins RIFT's InfoNCE at log n)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    config = _tiny_config("bert", 2)
+    config.initializer_range = 0.2
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp("tiny-bert-wide")
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(str(directory))
+    _write_tokenizer(directory)
+    return directory
+
+
 def _sentences(words: list[str]) -> list[str]:
     """48 distinct sentences that each use the words of one class only (the tiny vocabulary above)."""
     one = [f.format(x) for f in ("{}", "it was {}", "the film was {}", "the plot was {}", "a {} film", "a {} plot") for x in words]

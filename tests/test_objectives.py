@@ -101,8 +101,30 @@ def test_balanced_batches_hold_equal_class_chunks():
         assert b["input_ids"].shape[1] == min(bucket for bucket in (4, 8, 16) if bucket >= longest)
     again = balanced_batches(encoded, batch_size=4, num_classes=2, buckets=(4, 8, 16), pad_id=0, seed=1)
     assert all((a["index"] == b["index"]).all() for a, b in zip(batches, again))
+    # Class 1's texts are all in bucket 8, so class 0's short texts join it there, and its one text
+    # of bucket 16 is left over.
+    assert [b["input_ids"].shape[1] for b in batches] == [8, 8]
     with pytest.raises(ValueError, match="not a multiple"):
         balanced_batches(encoded, batch_size=3, num_classes=2, buckets=(16,), pad_id=0, seed=1)
+
+
+def test_balanced_batches_pad_short_texts_to_a_longer_bucket_only_to_balance_the_classes():
+    """As many batches as the rarer class fills, as before; the shortest bucket's texts fill as many
+    batches of their own length as its rarer class allows."""
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(2, 16, size=200)
+    labels = rng.integers(0, 2, size=200)
+    encoded = [Encoded(np.arange(n, dtype=np.int32), np.zeros(n, np.int32), np.zeros(n, np.int32), [], y) for n, y in zip(lengths, labels)]
+    batches = balanced_batches(encoded, batch_size=8, num_classes=2, buckets=(4, 8, 16), pad_id=0, seed=3)
+    assert len(batches) == min(np.sum(labels == 0), np.sum(labels == 1)) // 4
+    seen = np.concatenate([b["index"] for b in batches])
+    assert len(set(seen.tolist())) == len(seen)
+    for b in batches:
+        np.testing.assert_array_equal(b["labels"], [0] * 4 + [1] * 4)
+        assert b["input_ids"].shape[1] == max(min(x for x in (4, 8, 16) if x >= lengths[i]) for i in b["index"])
+    per_bucket = {x: sum(b["input_ids"].shape[1] == x for b in batches) for x in (4, 8, 16)}
+    short = np.array([min(x for x in (4, 8, 16) if x >= n) for n in lengths])
+    assert per_bucket[4] == min(np.sum((short == 4) & (labels == 0)), np.sum((short == 4) & (labels == 1))) // 4
 
 
 # --- word substitutions, ASCC and RIFT ------------------------------------------------------------
@@ -243,24 +265,6 @@ TEXTS = ["the film was good", "a very bad plot", "it was great and good", "borin
 LABELS = [1, 0, 1, 0]
 
 
-@pytest.fixture(scope="module")
-def wide_model_dir(tmp_path_factory):
-    """A tiny 2-label BERT initialised with std 0.2 instead of 0.02, over conftest's vocabulary: its
-    predictions and pooled features depend on the words (conftest's tiny model gives every sentence
-    nearly the same pooled feature, cosine 1 - 1e-5, which pins RIFT's InfoNCE at log n)."""
-    import torch
-    from conftest import _tiny_config, _write_tokenizer
-    from transformers import AutoModelForSequenceClassification
-
-    config = _tiny_config("bert", 2)
-    config.initializer_range = 0.2
-    torch.manual_seed(0)
-    directory = tmp_path_factory.mktemp("tiny-bert-wide")
-    AutoModelForSequenceClassification.from_config(config).save_pretrained(str(directory))
-    _write_tokenizer(directory)
-    return directory
-
-
 def _wide_model(wide_model_dir):
     model = load_classifier(str(wide_model_dir), 2).model
     model.eval()  # no dropout: every loss below sees the same function
@@ -379,6 +383,35 @@ def test_rift_loss_is_its_three_weighted_terms(wide_model_dir, tiny_model_dir, n
 
 
 @pytest.mark.slow  # 30 train steps: one compilation of the RIFT step, ~30 s on 2 CPU cores
+def test_rift_step_with_precomputed_teacher_features_equals_the_straightforward_one(wide_model_dir, tiny_model_dir, neighbours_file):
+    """Training passes the frozen teacher's features in the batch, computed once per example by the
+    objective's fixed inputs; the loss and every gradient equal those of the step that runs the
+    teacher itself. The student is moved off the teacher first, so a step that read the student's
+    features instead would differ."""
+    import jax
+    from flax import nnx
+
+    from jaxrobust.objectives.rift import rift_loss
+
+    config, model, batch = _rift_setup(wide_model_dir, tiny_model_dir, neighbours_file, w_clean=1.0, w_kl=2.0, w_mi=0.5)
+    params = nnx.state(model.classifier, nnx.Param)
+    nnx.update(model.classifier, jax.tree.map(lambda p: p * 1.1, params))
+    fixed = nnx.jit(get_objective("rift").fixed_inputs)(model, batch)
+    assert set(fixed) == {"teacher_pooled"} and fixed["teacher_pooled"].shape == (8, model.classifier.cfg.hidden_size)
+    student = model.classifier(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).pooled
+    assert np.abs(np.asarray(student) - np.asarray(fixed["teacher_pooled"])).max() > 1e-2
+
+    grad = nnx.jit(lambda m, b: nnx.value_and_grad(lambda m: rift_loss(m, b, None, config), has_aux=True)(m))
+    (loss, metrics), grads = grad(model, batch)
+    (loss_fixed, metrics_fixed), grads_fixed = grad(model, {**batch, **fixed})
+    assert float(loss_fixed) == pytest.approx(float(loss), abs=1e-5)
+    assert float(metrics_fixed["info_nce"]) == pytest.approx(float(metrics["info_nce"]), abs=1e-5)
+    flat, flat_fixed = jax.tree.leaves(grads), jax.tree.leaves(grads_fixed)
+    assert len(flat) == len(flat_fixed) > 0
+    for g, g_fixed in zip(flat, flat_fixed):
+        np.testing.assert_allclose(np.asarray(g_fixed), np.asarray(g), atol=1e-5, rtol=0)
+
+
 def test_rift_training_lowers_the_info_nce(wide_model_dir, tiny_model_dir, neighbours_file):
     """The InfoNCE term trains: 30 steps on one batch bring it well below its start, measured in eval
     mode on that batch (measured: 1.47 -> 0.83; with w_mi = 0, 1.47 -> 1.39)."""

@@ -32,6 +32,25 @@ def rift_config(tiny_config, tmp_path):
     return c
 
 
+def test_each_training_row_gets_its_own_examples_teacher_features(rift_config):
+    """``fixed_inputs`` computes the teacher's features once over the training split; every row of
+    every training batch then carries those of its own example (as the teacher gives them for that
+    batch), and padding rows are ignored."""
+    from jaxrobust.objectives.rift import teacher_features
+    from jaxrobust.train import epoch_batches, fixed_inputs, prepare, training_substitutions, with_fixed_inputs
+
+    prepared = prepare(rift_config)
+    objective = get_objective("rift")
+    trained = objective.wrap(prepared.classifier.model, 2, rift_config)
+    fixed = fixed_inputs(objective, trained, prepared, rift_config)
+    assert fixed["teacher_pooled"].shape[0] == len(prepared.splits["train"])
+    batches = epoch_batches(prepared, rift_config, 1, training_substitutions(prepared, rift_config))
+    for batch in batches[:3]:
+        given = with_fixed_inputs(batch, fixed)["teacher_pooled"]
+        direct = nnx.jit(teacher_features)(trained, {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")})
+        np.testing.assert_allclose(given, np.asarray(direct["teacher_pooled"]), atol=1e-5, rtol=0)
+
+
 def _checkpointed_state(config, run_dir, step: int) -> dict:
     """Every parameter (classifier and projection heads) of RIFT training checkpoint ``step``."""
     model = load_classifier(config.model, 2, tokenizer=False).model

@@ -11,6 +11,7 @@ ConfigDict, read at trace time only.
 ``freelb`` K-step PGD on the word embeddings in an L2 ball (:mod:`.freelb`)
 ``ascc``   CE + beta · KL to the ASCC convex-combination adversary (:mod:`.ascc`)
 ``rift``   CE + KL to the ASCC adversary + conditional InfoNCE to a frozen teacher (:mod:`.rift`)
+``infobert`` FreeLB + an information bottleneck on the token features + anchored-word InfoNCE (:mod:`.infobert`)
 =========  ===============================================================================
 """
 
@@ -23,8 +24,9 @@ from jaxrobust.errors import JaxRobustError
 from jaxrobust.objectives.adv import adv_loss
 from jaxrobust.objectives.ascc import ascc_loss
 from jaxrobust.objectives.freelb import freelb_loss
+from jaxrobust.objectives.infobert import InfoBertModel, infobert_loss
 from jaxrobust.objectives.ft import ft_loss
-from jaxrobust.objectives.rift import RiftModel, rift_loss
+from jaxrobust.objectives.rift import RiftModel, rift_loss, teacher_features
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,10 +37,18 @@ class Objective:
     wrap: Callable | None = None
     substitutions: bool = False  # batches carry synonym slots
     balanced: bool = False  # class-balanced batches
+    # (wrapped module, batch) -> {key: [B, ...]}: inputs that depend only on the clean tokens and on
+    # weights training never changes, so training computes them once per example instead of in every
+    # step and adds them to the batches (RIFT: the frozen teacher's features).
+    fixed_inputs: Callable | None = None
 
 
 def _rift_model(classifier, num_classes: int, config):
     return RiftModel(classifier, classifier, num_classes, config.rift, seed=config.seed)
+
+
+def _infobert_model(classifier, num_classes: int, config):
+    return InfoBertModel(classifier, config.infobert, seed=config.seed)
 
 
 OBJECTIVES: dict[str, Objective] = {
@@ -46,7 +56,8 @@ OBJECTIVES: dict[str, Objective] = {
     "adv": Objective(adv_loss, substitutions=True),
     "freelb": Objective(freelb_loss),
     "ascc": Objective(ascc_loss, substitutions=True),
-    "rift": Objective(rift_loss, wrap=_rift_model, substitutions=True, balanced=True),
+    "rift": Objective(rift_loss, wrap=_rift_model, substitutions=True, balanced=True, fixed_inputs=teacher_features),
+    "infobert": Objective(infobert_loss, wrap=_infobert_model),
 }
 
 

@@ -46,27 +46,36 @@ def ascent_step(delta: jax.Array, grad: jax.Array, mask: jax.Array, adv_lr: floa
     return delta
 
 
+def ascent_path(model, batch, rng, settings, embeds: jax.Array, *, last_grad: bool = False) -> tuple[list, list]:
+    """FreeLB's perturbations ``[δ_0, ..., δ_{K-1}]`` (each ``[B, L, H]``, constant) and the
+    ``δ``-gradients of the cross-entropy at each but the last (at every one with ``last_grad``).
+
+    The ``δ``-gradients run on a copy of the model in eval mode (no dropout, so no RNG state to
+    update inside ``jax.grad``) with constant weights, so the path does not depend on the training
+    forward passes made at each ``δ_k`` afterwards."""
+    mask, types, labels, weights = batch["attention_mask"], batch["token_type_ids"], batch["labels"], batch["weights"]
+    copy = eval_copy(model)
+
+    def ce_at(delta):
+        logits = copy(None, mask, types, inputs_embeds=jax.lax.stop_gradient(embeds) + delta).logits
+        return weighted_mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels), weights)
+
+    deltas, grads = [initial_delta(rng, mask, embeds.shape[-1], settings.init_mag)], []
+    for k in range(settings.steps):  # K is small and static: unrolled
+        if k + 1 < settings.steps or last_grad:
+            grads.append(jax.lax.stop_gradient(jax.grad(ce_at)(deltas[-1])))
+        if k + 1 < settings.steps:
+            deltas.append(ascent_step(deltas[-1], grads[-1], mask, settings.adv_lr, settings.max_norm))
+    return deltas, grads
+
+
 def freelb_loss(model, batch, rng, config):
-    c = config.freelb
     embeds = model.embed_words(batch["input_ids"])  # [B, L, H]
     mask, labels, weights = batch["attention_mask"], batch["labels"], batch["weights"]
-
-    def adversarial_loss(model, delta):
-        out = model(None, mask, batch["token_type_ids"], inputs_embeds=embeds + delta)
-        ce = optax.softmax_cross_entropy_with_integer_labels(out.logits, labels)
-        return weighted_mean(ce, weights), out.logits
-
-    delta = initial_delta(rng, mask, embeds.shape[-1], c.init_mag)
+    deltas, _ = ascent_path(model, batch, rng, config.freelb, embeds)
     total, first_logits = 0.0, None
-    for k in range(c.steps):  # K is small and static: unrolled
-        delta = jax.lax.stop_gradient(delta)
-        loss, logits = adversarial_loss(model, delta)
-        total = total + loss / c.steps
+    for delta in deltas:
+        logits = model(None, mask, batch["token_type_ids"], inputs_embeds=embeds + delta).logits
+        total = total + weighted_mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels), weights) / len(deltas)
         first_logits = logits if first_logits is None else first_logits
-        if k + 1 < c.steps:
-            # The δ-gradient runs on a copy of the model in eval mode (no dropout, so no RNG state
-            # to update inside jax.grad) with constant weights.
-            copy = eval_copy(model)
-            grad = jax.grad(lambda d: adversarial_loss(copy, d)[0])(delta)
-            delta = ascent_step(delta, jax.lax.stop_gradient(grad), mask, c.adv_lr, c.max_norm)
     return total, {"train_accuracy": accuracy_of(first_logits, labels, weights)}

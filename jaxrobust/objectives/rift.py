@@ -9,7 +9,10 @@ The loss of a class-balanced batch (:func:`~jaxrobust.objectives.infonce.balance
 * ``x̃``: ASCC adversarial embeddings maximising the KL (:mod:`~jaxrobust.objectives.ascc`);
 * ``S``: the pooled feature of the model being trained, on ``x̃``; ``T``: the pooled feature of a
   **frozen** copy of the pretrained model on ``x`` (its weights are :class:`Frozen` variables: no
-  gradient, no optimiser update, not checkpointed -- rebuilt from the pretrained checkpoint);
+  gradient, no optimiser update, not checkpointed -- rebuilt from the pretrained checkpoint). ``T``
+  is a pure function of the clean tokens: training computes it once per example
+  (:func:`teacher_features`, the objective's ``fixed_inputs``) and passes it in the batch as
+  ``teacher_pooled``; a batch without it has it computed in the step;
 * ``g_c``, ``h_c``: per-class projection heads (hidden -> 512 -> ReLU -> 256), trained;
 * the conditional InfoNCE (:func:`~jaxrobust.objectives.infonce.conditional_info_nce`), ``tau``.
 
@@ -71,6 +74,12 @@ class RiftModel(nnx.Module):
         self.teacher_heads = ClassHeads(num_classes, features, settings.head_hidden, settings.head_dim, rngs=rngs)
 
 
+def teacher_features(model: RiftModel, batch) -> dict[str, jax.Array]:
+    """``{"teacher_pooled": [B, H]}``: the frozen teacher's pooled feature of the clean ``batch``, in
+    eval mode whatever mode training set."""
+    return {"teacher_pooled": eval_copy(model.teacher)(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).pooled}
+
+
 def rift_loss(model: RiftModel, batch, rng, config):
     del rng
     c = config.rift
@@ -78,7 +87,7 @@ def rift_loss(model: RiftModel, batch, rng, config):
     ids, mask, types, labels, w = (batch[k] for k in ("input_ids", "attention_mask", "token_type_ids", "labels", "weights"))
     out = f(ids, mask, types)
     adv = f(None, mask, types, inputs_embeds=ascc.adversarial_embeddings(f, batch, config.ascc))
-    teacher = eval_copy(model.teacher)(ids, mask, types).pooled  # eval mode, whatever mode training set
+    teacher = batch["teacher_pooled"] if "teacher_pooled" in batch else teacher_features(model, batch)["teacher_pooled"]
     num_classes = model.student_heads.w1.shape[0]
     by_class = lambda x: x.reshape(num_classes, -1, x.shape[-1])  # rows are grouped by class
     mi = conditional_info_nce(model.student_heads(by_class(adv.pooled)), model.teacher_heads(by_class(teacher)), c.tau)
