@@ -28,6 +28,13 @@ def get_config(arg=None):
         c.methods, c.seeds, c.attacks = ("ft", "rift"), (0,), ("gradient",)
         c.n_examples = 100
         c.machine = "2-core x86-64 CPU build machine (no GPU)"
+        c.caveat = (
+            "This quickstart trains RIFT for 16 steps with 1 ASCC step, to show the pipeline within minutes: too "
+            "little for its regularisers to pay off. The comparison that measures RIFT (5 methods x 3 seeds, 4,000 "
+            "training sentences, four attacks) is `make experiment EXP=robustness_minilm`; its committed table, "
+            "results/robustness_minilm.md, has RIFT 3 points ahead of FT under the gradient and TextFooler attacks "
+            "and 10-15 under PWWS and the genetic attack, for 4 points of clean accuracy."
+        )
         return c
     c = default_config()
     c.task = "rotten_tomatoes"

@@ -210,6 +210,13 @@ def test_intersection_accuracy_by_hand():
     md = table_markdown(table, [])
     assert "| method | gradient (n=3) | genetic (n=2) |" in md
     assert "| rift | 83.3 ± 23.6 (2) | 100.0 (1) |" in md and "| ft | 50.0 ± 23.6 (2) | 0.0 ± 0.0 (2) |" in md
+    # Mean accuracies: clean ft 5/6, rift (6/6 + 5/6)/2; gradient ft 3/6, rift 4/6; genetic ft 1/8, rift 3/4.
+    assert "RIFT minus FT, in points: clean +8.3, gradient +16.7, genetic +62.5." in md
+    assert "not ahead" not in md
+    c.caveat = "Few steps: see the full study."
+    swapped = table_markdown(summarize_cells(c, {"ft": cells["rift"], "rift": cells["ft"]}), [])
+    assert "RIFT minus FT, in points: clean -8.3, gradient -16.7, genetic -62.5." in swapped
+    assert "RIFT is not ahead of FT under gradient, genetic here. Few steps: see the full study." in swapped
 
 
 def test_a_run_that_never_learned_is_listed_apart_and_left_out():
