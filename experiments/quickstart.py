@@ -8,12 +8,13 @@ Settings: FT fine-tunes on a 1,200-sentence subset for 2 epochs; RIFT (with 1 AS
 class-balanced steps of 32 on the same subset, so that the whole quickstart stays under 10 minutes.
 So few RIFT steps show the pipeline, not RIFT's robustness: the comparison that measures it is
 experiments/robustness_minilm.py.
-Runtime / result (2026-12-01, `make experiment` on the 2-core Intel Xeon machine, venv and assets
-installed): 369 s wall; FT test 80.0 %, clean 81.0 %, 71.0 % under the gradient attack with A2T's
-constraints (wordnet-cf candidates, part of speech, similarity >= 0.9); RIFT test 68.5 %, clean
-72.0 %, 64.0 %; on the 61 sentences both classify correctly, 88.5 % vs 91.8 %. (With glove-cf
-candidates and no constraint, the same day's run printed 25.0 % and 20.0 % under attack: most of
-those successes changed the meaning.)
+Runtime / result (2026-12-06, `make experiment` on the 2-core AMD EPYC machine, venv and assets
+installed): 231 s wall; FT test 80.0 %, clean 81.0 %, 71.0 % under the gradient attack with A2T's
+constraints (wordnet-cf candidates, part of speech, similarity >= 0.9); RIFT test 65.8 %, clean
+66.0 %, 55.0 %; on the 59 sentences both classify correctly, 89.8 % vs 83.1 %. The table's caveat
+says why and where RIFT is measured. (2026-12-01, Intel Xeon, before RIFT's batches followed the
+length buckets: 369 s; RIFT 68.5 %, 72.0 %, 64.0 %. With glove-cf candidates and no constraint,
+that day's run printed 25.0 % and 20.0 % under attack: most of those successes changed the meaning.)
 """
 
 from jaxrobust.errors import JaxRobustError
