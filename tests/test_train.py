@@ -146,12 +146,17 @@ def test_unknown_task_and_override_key(tiny_config, tmp_path):
         ("ascc.steps", 0, "--config.ascc.steps must be a positive integer"),
         ("rift.tau", 0.0, "--config.rift.tau must be a number in \\(0, inf\\)"),
         ("batch_size", 7, "objective rift needs --config.batch_size divisible by the 2 classes, got 7"),
+        ("infobert.adv_lr", 0.0, "--config.infobert.adv_lr must be a number in \\(0, inf\\)"),
+        ("infobert.ch", 0.4, "--config.infobert.ch must be a number in \\[0.5, 1\\], got 0.4"),
+        ("infobert.critic_hidden", 0, "--config.infobert.critic_hidden must be a positive integer"),
     ],
 )
 def test_a_rejected_config_leaves_nothing_behind(tiny_config, tmp_path, key, value, message):
     """Each bad setting has its own message, before anything is written: the corrected command runs."""
     if key.split(".")[0] in ("synonyms", "ascc", "rift") or value == 7:
         tiny_config.objective = "rift"
+    if key.startswith("infobert."):
+        tiny_config.objective = "infobert"
     node, leaf = (tiny_config[key.split(".")[0]], key.split(".")[1]) if "." in key else (tiny_config, key)
     node[leaf] = value
     with pytest.raises(JaxRobustError, match=message):
