@@ -1,4 +1,4 @@
-"""The robustness study on the registry bundles: FT, ADV, FreeLB, ASCC and RIFT on MiniLM-L6 /
+"""The robustness study on the registry bundles: FT, ADV, FreeLB, ASCC, InfoBERT and RIFT on MiniLM-L6 /
 Rotten Tomatoes (each method's *_minilm experiment), 3 seeds, attacked by the gradient,
 TextFooler-style, PWWS and genetic attacks on the same seeded 500 test examples, every attack
 searching the substitution set the robust objectives train with (wordnet-cf, 8 candidates, cosine
@@ -18,7 +18,7 @@ Outputs: runs/robustness_minilm/robustness_table.{md,json}, robustness.png.
 
 from jaxrobust.study import study_config
 
-METHODS = ("ft", "adv", "freelb", "ascc", "rift")
+METHODS = ("ft", "adv", "freelb", "ascc", "infobert", "rift")
 
 
 def get_config(arg=None):

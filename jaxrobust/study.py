@@ -163,11 +163,12 @@ def read_ledger(config, method: str, seed: int) -> dict | None:
     path = _ledger_file(config, method, seed)
     if path is None or not path.is_file():
         return None
-    from jaxrobust.train import split_digest
+    from jaxrobust.train import split_digest, with_defaults
 
     entry = json.loads(path.read_text())
-    # A cell of another run config, or of the same config on a split that has since changed, is stale.
-    fresh = entry["config"] == _config_json(config, method, seed) and entry.get("split") == split_digest(run_config(config, method, seed))
+    # A cell of another run config, or of the same config on a split that has since changed, is stale
+    # (a cell recorded before a setting existed ran with its default).
+    fresh = with_defaults(entry["config"]) == _config_json(config, method, seed) and entry.get("split") == split_digest(run_config(config, method, seed))
     return entry if fresh else None
 
 

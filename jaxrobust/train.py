@@ -375,14 +375,20 @@ def batch_placer(mesh) -> Callable[[dict], dict]:
 # --- the run ----------------------------------------------------------------------------------
 
 
+def with_defaults(saved: dict) -> dict:
+    """A saved run config completed with today's defaults: a run saved before a setting existed ran
+    with that setting's default."""
+    config = default_config()
+    config.update(saved)
+    return json.loads(config.to_json())
+
+
 def holds_config(workdir: Path, config) -> bool:
     """Whether ``workdir`` holds a run of exactly ``config``."""
     saved = Path(workdir) / "config.json"
     if not saved.is_file():
         return False
-    previous = default_config()  # a run saved before a setting existed ran with its default
-    previous.update(json.loads(saved.read_text()))
-    return json.loads(previous.to_json()) == json.loads(resolve_paths(config).to_json())
+    return with_defaults(json.loads(saved.read_text())) == json.loads(resolve_paths(config).to_json())
 
 
 def _must_clear(workdir: Path, config, overwrite: bool) -> bool:

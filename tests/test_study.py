@@ -114,6 +114,10 @@ def test_ledger_keeps_the_table_when_the_runs_are_gone(tiny_study, tmp_path):
     assert again["missing"] == [] and again["methods"] == first["methods"]
     tiny_study.train = False
     entry = json.loads((tmp_path / "ledger" / "ft-s0.json").read_text())
+    # A cell recorded before a setting existed ran with that setting's default: it still counts.
+    older = {**entry, "config": {k: v for k, v in entry["config"].items() if k != "infobert"}}
+    (tmp_path / "ledger" / "ft-s0.json").write_text(json.dumps(older))
+    assert run_study(tiny_study, tmp_path / "study")["missing"] == []
     entry["config"]["lr"] *= 2
     (tmp_path / "ledger" / "ft-s0.json").write_text(json.dumps(entry))
     assert run_study(tiny_study, tmp_path / "study")["missing"] == ["ft seed 0: training run"]
