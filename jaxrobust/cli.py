@@ -64,9 +64,15 @@ def _study(config, workdir) -> int:
 
     from jaxrobust.study import run_study
 
+    workdir = Path(workdir)
     table = run_study(config, workdir)
-    print((Path(workdir) / "robustness_table.md").read_text())
-    print(f"{len(table['missing'])} missing cells; table: {Path(workdir) / 'robustness_table.md'}")
+    print((workdir / "robustness_table.md").read_text())
+    print(f"{len(table['missing'])} missing cells; table: {workdir / 'robustness_table.md'}; plot: {workdir / 'robustness.png'}")
+    pages = sorted(workdir.glob("runs/*/attacks/*/examples.html"))
+    if len(pages) > 8:  # a whole study: where they are, not every one
+        print(f"adversarial examples: {len(pages)} pages, {workdir}/runs/*/attacks/*/examples.html")
+    for page in pages if len(pages) <= 8 else []:
+        print(f"adversarial examples: {page}")
     return 0
 
 

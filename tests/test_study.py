@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,7 +40,7 @@ def tiny_study(tiny_config, tmp_path):
 
 
 @pytest.mark.slow
-def test_study_trains_attacks_caches_and_tabulates(tiny_study, tmp_path):
+def test_study_trains_attacks_caches_and_tabulates(tiny_study, tmp_path, capsys):
     workdir = tmp_path / "study"
     table = run_study(tiny_study, workdir)
     assert table["missing"] == [] and table["collapsed"] == []
@@ -71,6 +72,16 @@ def test_study_trains_attacks_caches_and_tabulates(tiny_study, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in workdir.glob("runs/*/**/results.json")} == stamps
     assert again["missing"] == ["ft seed 2: training run"]
     assert again["methods"]["ft"]["attacks"]["gradient"] == entry["attacks"]["gradient"]
+
+    # The experiment command prints the table, then where the plot and the adversarial examples are.
+    from jaxrobust import cli
+
+    capsys.readouterr()
+    assert cli._study(tiny_study, workdir) == 0
+    out = capsys.readouterr().out
+    assert "| ft |" in out and f"plot: {workdir / 'robustness.png'}" in out
+    pages = [line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("adversarial examples: ")]
+    assert len(pages) == 4 and all(Path(p).is_file() and p.endswith("examples.html") for p in pages)  # 2 seeds x 2 attacks
 
 
 def test_train_command_refuses_a_study(capsys, tmp_path):
