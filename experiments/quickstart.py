@@ -1,5 +1,6 @@
 """Quickstart: standard fine-tuning (FT) vs RIFT on MiniLM-L6 / Rotten Tomatoes, both attacked by
-the gradient attack on the same 100 test sentences; prints a 4-line table.
+the gradient attack and TextFooler on the same 200 seeded test sentences; prints the table, with
+the paths of its plot and of the adversarial examples.
 
 Command:  make experiment            (= python -m jaxrobust experiment --config experiments/quickstart.py --workdir runs/quickstart)
           one side alone: python -m jaxrobust train --config experiments/quickstart.py:ft --workdir runs/qs_ft
@@ -26,8 +27,8 @@ def get_config(arg=None):
     if arg is None:
         c = study_config()
         c.experiments.update(ft="quickstart:ft", rift="quickstart:rift")
-        c.methods, c.seeds, c.attacks = ("ft", "rift"), (0,), ("gradient",)
-        c.n_examples = 100
+        c.methods, c.seeds, c.attacks = ("ft", "rift"), (0,), ("gradient", "textfooler")
+        c.n_examples = 200
         c.machine = "2-core x86-64 CPU build machine (no GPU)"
         c.caveat = (
             "This quickstart trains RIFT for 16 steps with 1 ASCC step, to show the pipeline within minutes: too "
