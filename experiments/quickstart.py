@@ -9,13 +9,12 @@ Settings: FT fine-tunes on a 1,200-sentence subset for 2 epochs; RIFT (with 1 AS
 class-balanced steps of 32 on the same subset, so that the whole quickstart stays under 10 minutes.
 So few RIFT steps show the pipeline, not RIFT's robustness: the comparison that measures it is
 experiments/robustness_minilm.py.
-Runtime / result (2026-12-06, `make experiment` on the 2-core AMD EPYC machine, venv and assets
-installed): 231 s wall; FT test 80.0 %, clean 81.0 %, 71.0 % under the gradient attack with A2T's
-constraints (wordnet-cf candidates, part of speech, similarity >= 0.9); RIFT test 65.8 %, clean
-66.0 %, 55.0 %; on the 59 sentences both classify correctly, 89.8 % vs 83.1 %. The table's caveat
-says why and where RIFT is measured. (2026-12-01, Intel Xeon, before RIFT's batches followed the
-length buckets: 369 s; RIFT 68.5 %, 72.0 %, 64.0 %. With glove-cf candidates and no constraint,
-that day's run printed 25.0 % and 20.0 % under attack: most of those successes changed the meaning.)
+Runtime / result (2026-12-06, `fresh-check --experiment` from a clean clone on the 2-core AMD EPYC
+machine, venv installed): 251 s wall; on the 200 sentences FT test 80.0 %, clean 80.0 %, 65.0 %
+under the gradient attack with A2T's constraints (wordnet-cf candidates, part of speech, similarity
+>= 0.9), 61.5 % under TextFooler; RIFT test 65.8 %, clean 65.0 %, 55.0 %, 53.0 %; on the 114
+sentences both classify correctly 83.3 % vs 85.1 % (gradient) and 81.6 % vs 81.6 % (TextFooler).
+The table's caveat says why and where RIFT is measured.
 """
 
 from jaxrobust.errors import JaxRobustError
@@ -32,7 +31,7 @@ def get_config(arg=None):
         c.machine = "2-core x86-64 CPU build machine (no GPU)"
         c.caveat = (
             "This quickstart trains RIFT for 16 steps with 1 ASCC step, to show the pipeline within minutes: too "
-            "little for its regularisers to pay off. The comparison that measures RIFT (5 methods x 3 seeds, 4,000 "
+            "little for its regularisers to pay off. The comparison that measures RIFT (FT, RIFT and four baselines x 3 seeds, 4,000 "
             "training sentences, four attacks) is `make experiment EXP=robustness_minilm`; its committed table, "
             "results/robustness_minilm.md, has RIFT 3 points ahead of FT under the gradient and TextFooler attacks "
             "and 10-15 under PWWS and the genetic attack, for 4 points of clean accuracy."
