@@ -5,14 +5,14 @@
 slot_mask: [B, L, S]`` (:mod:`~jaxrobust.objectives.substitutions`). ``config`` is the run's
 ConfigDict, read at trace time only.
 
-=========  ===============================================================================
-``ft``     cross-entropy
-``adv``    CE on clean texts and gradient-attacked versions of a share of them, A2T-style (:mod:`.adv`)
-``freelb`` K-step PGD on the word embeddings in an L2 ball (:mod:`.freelb`)
-``ascc``   CE + beta · KL to the ASCC convex-combination adversary (:mod:`.ascc`)
-``rift``   CE + KL to the ASCC adversary + conditional InfoNCE to a frozen teacher (:mod:`.rift`)
-``infobert`` FreeLB + an information bottleneck on the token features + anchored-word InfoNCE (:mod:`.infobert`)
-=========  ===============================================================================
+============  ===============================================================================
+``ft``        cross-entropy
+``adv``       CE on clean texts and gradient-attacked versions of a share of them, A2T-style (:mod:`.adv`)
+``freelb``    K-step PGD on the word embeddings in an L2 ball (:mod:`.freelb`)
+``ascc``      CE + beta · KL to the ASCC convex-combination adversary (:mod:`.ascc`)
+``rift``      CE + KL to the ASCC adversary + conditional InfoNCE to a frozen teacher (:mod:`.rift`)
+``infobert``  FreeLB + an information bottleneck on the token features + anchored-word InfoNCE (:mod:`.infobert`)
+============  ===============================================================================
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from jaxrobust.errors import JaxRobustError
 from jaxrobust.objectives.adv import adv_loss
 from jaxrobust.objectives.ascc import ascc_loss
 from jaxrobust.objectives.freelb import freelb_loss
-from jaxrobust.objectives.infobert import InfoBertModel, infobert_loss
 from jaxrobust.objectives.ft import ft_loss
+from jaxrobust.objectives.infobert import InfoBertModel, infobert_loss
 from jaxrobust.objectives.rift import RiftModel, rift_loss, teacher_features
 
 
