@@ -71,8 +71,9 @@ def _study(config, workdir) -> int:
     pages = sorted(workdir.glob("runs/*/attacks/*/examples.html"))
     if len(pages) > 8:  # a whole study: where they are, not every one
         print(f"adversarial examples: {len(pages)} pages, {workdir}/runs/*/attacks/*/examples.html")
-    for page in pages if len(pages) <= 8 else []:
-        print(f"adversarial examples: {page}")
+    else:
+        for page in pages:
+            print(f"adversarial examples: {page}")
     return 0
 
 
