@@ -63,8 +63,14 @@ def _study(config, workdir) -> int:
     from pathlib import Path
 
     from jaxrobust.study import run_study
+    from jaxrobust.tuning import is_tuning, run_tuning
 
     workdir = Path(workdir)
+    if is_tuning(config):
+        table = run_tuning(config, workdir)
+        print((workdir / "tuning_table.md").read_text())
+        print(f"{len(table['missing'])} missing settings; table: {workdir / 'tuning_table.md'}")
+        return 0
     table = run_study(config, workdir)
     print((workdir / "robustness_table.md").read_text())
     print(f"{len(table['missing'])} missing cells; table: {workdir / 'robustness_table.md'}; plot: {workdir / 'robustness.png'}")
@@ -129,12 +135,12 @@ def _attack(args) -> int:
         k=args.k, min_cos=args.min_cos, batch_size=args.batch_size,
         population=args.population, generations=args.generations, ascc_steps=args.ascc_steps,
         **({"encoder": args.encoder} if args.encoder else {}), constraints=args.constraints, similarity=args.similarity_threshold, window=args.window,
-        lm_filter=args.lm_filter or "",
+        lm_filter=args.lm_filter or "", split=args.split,
     )
     target = load_target(args.workdir, args.model, args.task, args.max_length,
                          args.text_field, args.label_field, args.text_b_field)
     table = load_synonyms(settings.synonyms, k=settings.k, min_cos=settings.min_cos)
-    settings = fit_to_split(settings, len(target.test))  # the report is named after the n attacked
+    settings = fit_to_split(settings, len(target.splits[settings.split]))  # the report is named after the n attacked
     out = Path(args.out) if args.out else report_dir(args.workdir or ".", settings)
     summary = run_attack(target, settings, table, out)
     _print_table(summary, ("attack", "synonyms", "constraints_tag", "n", "clean_accuracy", "accuracy_under_attack", "attack_success_rate",
@@ -257,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_attack.add_argument("--synonyms", default=None,
                           help="candidate source (see `synonyms describe`; default wordnet-cf, wordnet for pwws)")
     p_attack.add_argument("--n", type=int, default=500, help="examples (seeded sample of the test split)")
+    p_attack.add_argument("--split", default="test", choices=("test", "dev"),
+                          help="the split sampled (dev: to choose settings without looking at test)")
     p_attack.add_argument("--budget", type=float, default=0.2, help="max share of words changed, in (0, 1]")
     p_attack.add_argument("--seed", type=int, default=0)
     p_attack.add_argument("--k", type=int, default=None, help="candidates per word (default: the attack's recipe)")

@@ -28,6 +28,7 @@ means and the intersection.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -96,105 +97,138 @@ def run_config(config, method: str, seed: int):
 
 def find_run(config, workdir: Path, method: str, seed: int) -> Path | None:
     """A finished run of (method, seed): in the study's workdir, or reused from the folder beside it
-    named after the method's experiment (``make experiment EXP=X`` writes ``runs/X`` beside ``runs/STUDY``)."""
-    from jaxrobust.train import holds_config, saved_split, split_digest
-
-    wanted = run_config(config, method, seed)
-    for candidate in (workdir / "runs" / f"{method}-s{seed}", workdir.parent / config.experiments[method]):
-        # Not a run on a split that has since changed.
-        if (candidate / "results.json").is_file() and holds_config(candidate, wanted) and saved_split(candidate) == split_digest(wanted):
-            return candidate
-    return None
+    named after the method's experiment (``make experiment EXP=X`` writes ``runs/X`` beside ``runs/STUDY``),
+    or from another study's runs beside it (a tuning setting that became the experiment's config)."""
+    places = [workdir / "runs" / f"{method}-s{seed}", workdir.parent / config.experiments[method]]
+    return finished_run(run_config(config, method, seed), places + sorted(workdir.parent.glob("*/runs/*")))
 
 
 def run_study(config, workdir: str | os.PathLike) -> dict:
     """Train and attack every missing cell (``config.train``), then write and return the table."""
-    from jaxrobust.train import holds_config, is_stale, train_and_evaluate
-
     workdir = Path(workdir).absolute()
     check_study_config(config)
     workdir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(workdir / "study.json", json.loads(config.to_json()))
     for seed in config.seeds:
         for method in config.methods:
-            ledger = read_ledger(config, method, seed)
-            todo = [a for a in config.attacks if not ledger or attack_settings(config, a).name not in ledger["attacks"]]
-            if not todo:
-                continue  # the whole cell is in the ledger
-            run = find_run(config, workdir, method, seed)
-            if run is None and config.train:
-                run, wanted = workdir / "runs" / f"{method}-s{seed}", run_config(config, method, seed)
-                print(f"study: training {method} seed {seed} into {run}")
-                # Its own run folder, replaced when it holds another config (the experiment or its defaults
-                # changed) or an old split; a run of this config that was interrupted is resumed.
-                replace = (run / "config.json").is_file() and (is_stale(run, wanted) or not holds_config(run, wanted))
-                train_and_evaluate(wanted, run, overwrite=replace)
-            if run is None:
-                continue
-            record_cell(config, method, seed, run)  # the test accuracy, before the first attack
-            target = None
-            for attack in todo:
-                settings = attack_settings(config, attack)
-                out = report_dir(run, settings)
-                if (out / "results.json").is_file():
-                    continue
-                print(f"study: {attack} attack on {method} seed {seed}")
-                target = target or load_target(str(run))
-                run_attack(target, settings, _synonyms(settings.synonyms, settings.k, settings.min_cos), out)
-                record_cell(config, method, seed, run)
+            fill_cell(
+                study_cell(config, method, seed), [attack_settings(config, a) for a in config.attacks],
+                own_run=workdir / "runs" / f"{method}-s{seed}", found=find_run(config, workdir, method, seed), train=config.train,
+            )
     return write_table(config, workdir)
 
 
-# --- the ledger: finished cells kept where they outlive runs/ -----------------------------------
+# --- cells: a training run and its attack reports, also kept in a ledger ------------------------
 
 
-def _ledger_file(config, method: str, seed: int) -> Path | None:
-    return Path(config.ledger) / f"{method}-s{seed}.json" if config.ledger else None
+@dataclasses.dataclass
+class Cell:
+    """What a study fills: a training run of exactly ``config`` and its attack reports; ``ledger``: the
+    JSON file where the finished cell is also recorded compactly (None: nowhere)."""
+
+    label: str  # for messages, e.g. "rift seed 0"
+    config: ml_collections.ConfigDict
+    ledger: Path | None
 
 
-def _config_json(config, method: str, seed: int) -> dict:
-    return json.loads(run_config(config, method, seed).to_json())
+def finished_run(wanted, places) -> Path | None:
+    """The first of ``places`` that holds a finished run of exactly ``wanted`` on its current split."""
+    from jaxrobust.train import holds_config, saved_split, split_digest
+
+    digest = None
+    for candidate in places:
+        if (candidate / "results.json").is_file() and holds_config(candidate, wanted):
+            digest = digest or split_digest(wanted)
+            if saved_split(candidate) == digest:  # not a run on a split that has since changed
+                return candidate
+    return None
 
 
-def read_ledger(config, method: str, seed: int) -> dict | None:
-    """The recorded cell of (method, seed): ``{"config", "split", "test_accuracy", "attacks": {report
-    name: {"summary", "clean_correct", "robust"}}}``, or None if none was recorded for this run config
-    and split."""
-    path = _ledger_file(config, method, seed)
-    if path is None or not path.is_file():
+def fill_cell(cell: Cell, settings: list[AttackSettings], own_run: Path, found: Path | None, train: bool) -> None:
+    """Train ``cell`` into ``own_run`` (unless a finished run was ``found``, or ``train`` is off) and run
+    every attack of ``settings`` on it that neither the run nor the ledger has; record what finished."""
+    from jaxrobust.train import holds_config, is_stale, train_and_evaluate
+
+    ledger = read_entry(cell)
+    todo = [s for s in settings if not ledger or s.name not in ledger["attacks"]]
+    if not todo:
+        return  # the whole cell is in the ledger
+    run = found
+    if run is None and train:
+        run = own_run
+        print(f"study: training {cell.label} into {run}")
+        # Its own run folder, replaced when it holds another config (the experiment or its defaults
+        # changed) or an old split; a run of this config that was interrupted is resumed.
+        replace = (run / "config.json").is_file() and (is_stale(run, cell.config) or not holds_config(run, cell.config))
+        train_and_evaluate(cell.config, run, overwrite=replace)
+    if run is None:
+        return
+    record(cell, run, settings)  # the test accuracy, before the first attack
+    target = None
+    for s in todo:
+        out = report_dir(run, s)
+        if (out / "results.json").is_file():
+            continue
+        print(f"study: {s.attack} attack on {cell.label}" + (f" ({s.split} split)" if s.split != "test" else ""))
+        target = target or load_target(str(run))
+        run_attack(target, s, _synonyms(s.synonyms, s.k, s.min_cos), out)
+        record(cell, run, settings)
+
+
+def read_entry(cell: Cell) -> dict | None:
+    """The recorded cell: ``{"config", "split", "test_accuracy", "attacks": {report name: {"summary",
+    "clean_correct", "robust"}}}``, or None if none was recorded for this run config and split."""
+    if cell.ledger is None or not cell.ledger.is_file():
         return None
     from jaxrobust.train import split_digest, with_defaults
 
-    entry = json.loads(path.read_text())
+    entry = json.loads(cell.ledger.read_text())
     # A cell of another run config, or of the same config on a split that has since changed, is stale
     # (a cell recorded before a setting existed ran with its default).
-    fresh = with_defaults(entry["config"]) == _config_json(config, method, seed) and entry.get("split") == split_digest(run_config(config, method, seed))
+    fresh = with_defaults(entry["config"]) == json.loads(cell.config.to_json()) and entry.get("split") == split_digest(cell.config)
     return entry if fresh else None
 
 
-def _cell(config, method: str, seed: int, run: Path | None) -> dict | None:
-    """The cell of (method, seed) in the ledger's form: the recorded entry updated from the finished run
-    directory ``run`` (whose test accuracy and attack reports win), or None if there is neither."""
-    entry = read_ledger(config, method, seed)
+def cell_entry(cell: Cell, run: Path | None, settings: list[AttackSettings]) -> dict | None:
+    """The cell in the ledger's form: the recorded entry updated from the finished run directory ``run``
+    (whose test accuracy and reports of ``settings`` win), or None if there is neither."""
+    entry = read_entry(cell)
     if run is None:
         return entry
     results = json.loads((run / "results.json").read_text())
-    entry = entry or {"config": _config_json(config, method, seed), "split": results["split_digest"], "attacks": {}}
+    entry = entry or {"config": json.loads(cell.config.to_json()), "split": results["split_digest"], "attacks": {}}
     entry["test_accuracy"] = results["test_accuracy"]
-    for attack in config.attacks:  # only the study's own attacks: the run may hold others, run by hand
-        report = report_dir(run, attack_settings(config, attack))
+    for s in settings:  # only the study's own attacks: the run may hold others, run by hand
+        report = report_dir(run, s)
         if (report / "results.json").is_file():
             summary, clean, robust = _outcomes(report)
             entry["attacks"][report.name] = {"summary": summary, "clean_correct": sorted(clean), "robust": sorted(robust)}
     return entry
 
 
+def record(cell: Cell, run: Path, settings: list[AttackSettings]) -> None:
+    """Add the finished run ``run`` of ``cell`` and its finished reports of ``settings`` to the ledger."""
+    if cell.ledger is not None:
+        cell.ledger.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(cell.ledger, cell_entry(cell, run, settings))
+
+
+def _ledger_file(config, method: str, seed: int) -> Path | None:
+    return Path(config.ledger) / f"{method}-s{seed}.json" if config.ledger else None
+
+
+def study_cell(config, method: str, seed: int) -> Cell:
+    return Cell(f"{method} seed {seed}", run_config(config, method, seed), _ledger_file(config, method, seed))
+
+
+def read_ledger(config, method: str, seed: int) -> dict | None:
+    """The recorded cell of (method, seed) of the robustness study (:func:`read_entry`)."""
+    return read_entry(study_cell(config, method, seed))
+
+
 def record_cell(config, method: str, seed: int, run: Path) -> None:
     """Add the finished run ``run`` of (method, seed) and its finished attack reports to the ledger."""
-    path = _ledger_file(config, method, seed)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(path, _cell(config, method, seed, run))
+    record(study_cell(config, method, seed), run, [attack_settings(config, a) for a in config.attacks])
 
 
 # --- the table ----------------------------------------------------------------------------------
@@ -244,7 +278,8 @@ def collect(config, workdir: Path) -> tuple[dict, list[str]]:
     cells, missing = {}, []
     for method in config.methods:
         for seed in config.seeds:
-            entry = _cell(config, method, seed, find_run(config, workdir, method, seed))
+            entry = cell_entry(study_cell(config, method, seed), find_run(config, workdir, method, seed),
+                               [attack_settings(config, a) for a in config.attacks])
             if entry is None:
                 missing.append(f"{method} seed {seed}: training run")
                 continue

@@ -146,6 +146,25 @@ def test_attack_applies_its_recipes_constraints_by_default(trained_tiny_run, tmp
     assert any(breaks(r) for r in _records(reports["none"]) if r["success"])
 
 
+def test_attack_on_the_dev_split(trained_tiny_run, neighbours, capsys, monkeypatch):
+    """``--split dev`` attacks a seeded sample of the run's dev split, never a test sentence, and names
+    its report after the split (tuning reads it; a test report of the same settings is another file)."""
+    target = load_target(str(trained_tiny_run))
+    dev, test = target.splits["dev"], target.splits["test"]
+    status, out, err = _main(capsys, monkeypatch, "attack", "--workdir", trained_tiny_run, "--split", "dev",
+                             "--synonyms", neighbours, "--constraints", "none", "--n", 1000, "--budget", 0.5)
+    assert status == 0, err[-2000:]
+    report = Path(out.strip().splitlines()[-1].removeprefix("report: "))
+    assert report.name.endswith(f"-n{len(dev)}-s0-dev")
+    records = _records(report)
+    assert [r["original_text"] for r in records] == [dev[r["index"]].text for r in records]
+    assert sorted(r["index"] for r in records) == list(range(len(dev)))
+    assert not {r["original_text"] for r in records} & {e.text for e in test}
+    attacked = [r for r in records if r["reason"] != "misclassified"]
+    probs = string_probs(target.victim, target.params, target.tokenizer, [Example(r["perturbed_text"], r["label"]) for r in attacked])
+    assert [r["success"] for r in attacked] == (probs.argmax(-1) != [r["label"] for r in attacked]).tolist()
+
+
 def test_sweep_writes_table_and_plot(trained_tiny_run, other_tiny_run, neighbours, tmp_path):
     """Two different runs stacked (the weaker first): every row of sweep.json and sweep.md is that
     run's own attack."""

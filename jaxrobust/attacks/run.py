@@ -1,4 +1,4 @@
-"""Attack a seeded sample of a task's test split: the ``attack`` command.
+"""Attack a seeded sample of a task's test split (or, for tuning, its dev split): the ``attack`` command.
 
 Pipeline: sample -> attackable words and candidates (:func:`layout.prepare_examples`) -> shape
 groups -> the chosen attack on each group -> string-level check of every final text
@@ -40,6 +40,7 @@ CANDIDATE_DEFAULTS = {"gradient": (20, 0.8), "textfooler": (50, 0.5), "pwws": (5
 # attack-grade default (WordNet synonyms ranked and cut by the counter-fitted cosine).
 DEFAULT_SYNONYMS = "wordnet-cf"
 SOURCE_DEFAULTS = {"pwws": "wordnet"}
+SPLITS = ("test", "dev")
 
 
 @dataclasses.dataclass
@@ -62,6 +63,7 @@ class AttackSettings:
     similarity: float | None = None  # None: the recipe's similarity threshold
     window: int | None = None  # None: the recipe's window (words around each change; none: whole text)
     lm_filter: str = ""  # genetic: the causal LM of Jia et al.'s language-model filter ("": off; :mod:`.language_model`)
+    split: str = "test"  # the split sampled: test, or dev (tuning chooses settings on dev, never on test)
 
     def __post_init__(self):
         if self.attack not in ATTACKS:
@@ -80,6 +82,8 @@ class AttackSettings:
             if getattr(self, field) < 1:
                 raise JaxRobustError(f"{flag} must be at least 1, got {getattr(self, field)}")
         assets.check_ref(self.encoder)  # a bad --encoder fails now, not after the attack
+        if self.split not in SPLITS:
+            raise JaxRobustError(f"--split must be one of {', '.join(SPLITS)}, got {self.split!r}")
         if self.lm_filter and self.attack != "genetic":
             raise JaxRobustError(f"--lm-filter is the genetic attack's language-model filter, not {self.attack}'s")
         if self.lm_filter:
@@ -112,8 +116,9 @@ class AttackSettings:
             if getattr(self, field) != AttackSettings.__dataclass_fields__[field].default
         )
         lm = "" if not self.lm_filter else "-lm" if self.lm_filter == language_model.DEFAULT_LM else "-lm-" + slug(self.lm_filter)
+        split = "" if self.split == "test" else f"-{self.split}"
         return (f"{self.attack}-{source}-{synonyms.version_tag()}-k{self.k}{cos}-{self.rules.tag}{search}{lm}"
-                f"-b{self.budget:g}-n{self.n}-s{self.seed}")
+                f"-b{self.budget:g}-n{self.n}-s{self.seed}{split}")
 
 
 # The search sizes of each attack that change its results, with their tags in AttackSettings.name.
@@ -249,7 +254,7 @@ def write_results(out_dir: Path, records: list[dict], seconds: float, settings: 
 
 @dataclasses.dataclass
 class Target:
-    """A model to attack and the task whose test split it is attacked on."""
+    """A model to attack and the task whose test (or dev) split it is attacked on."""
 
     victim: Victim
     params: object
@@ -257,12 +262,19 @@ class Target:
     task: object
     source: str  # the run directory or model reference
     classifier: object  # the LoadedClassifier (config, tokenizer, model) it came from
-    loaded_test: list[Example] | None = None  # the whole test split, when loading the run read it
+    loaded: dict[str, list[Example]] | None = None  # the whole test and dev splits, when loading the run read them
 
     @functools.cached_property
+    def splits(self) -> dict[str, list[Example]]:
+        """The task's test and dev splits, loaded once."""
+        if self.loaded is not None:
+            return self.loaded
+        splits = self.task.load()
+        return {"test": splits.test, "dev": splits.dev}
+
+    @property
     def test(self) -> list[Example]:
-        """The task's test split, loaded once."""
-        return self.loaded_test if self.loaded_test is not None else self.task.load().test
+        return self.splits["test"]
 
 
 def load_target(
@@ -280,7 +292,7 @@ def load_target(
 
     if workdir is not None and model is not None:
         raise JaxRobustError("give either --workdir RUN or --model REF --task TASK, not both")
-    loaded_test = None
+    loaded_splits = None
     if model is not None:
         from jaxrobust.data import get_task
         from jaxrobust.models import load_classifier
@@ -302,31 +314,31 @@ def load_target(
             raise JaxRobustError("--task and the --*-field flags go with --model; a --workdir run attacks its own task")
         config, prepared = load_run(workdir)
         loaded, the_task, max_length, source = prepared.classifier, prepared.task, config.max_length, str(workdir)
-        if not config.eval_subset:  # the run evaluated the whole split: it is read already
-            loaded_test = prepared.examples["test"]
+        if not config.eval_subset:  # the run evaluated the whole splits: they are read already
+            loaded_splits = {name: prepared.examples[name] for name in SPLITS}
     tok = loaded.tokenizer
     conv = conventions(tok)
     victim, params = split_model(loaded.model, conv.pad_id, conv.unk_id, max_length)
-    return Target(victim, params, tok, the_task, source, loaded, loaded_test)
+    return Target(victim, params, tok, the_task, source, loaded, loaded_splits)
 
 
-def fit_to_split(settings: AttackSettings, n_test: int) -> AttackSettings:
-    """``settings`` with ``n`` at most the test split's size ``n_test``: what is attacked, and what the
-    report is named after."""
-    if settings.n <= n_test:
+def fit_to_split(settings: AttackSettings, n_split: int) -> AttackSettings:
+    """``settings`` with ``n`` at most the attacked split's size ``n_split``: what is attacked, and what
+    the report is named after."""
+    if settings.n <= n_split:
         return settings
-    print(f"notice: --n {settings.n} is larger than the test split; attacking all {n_test} examples")
-    return dataclasses.replace(settings, n=n_test)
+    print(f"notice: --n {settings.n} is larger than the {settings.split} split; attacking all {n_split} examples")
+    return dataclasses.replace(settings, n=n_split)
 
 
 def run_attack(target: Target, settings: AttackSettings, table, out_dir: Path, progress: bool = True) -> dict:
-    """Attack a seeded sample of ``target``'s test split with candidates from ``table``
-    (a :class:`~jaxrobust.attacks.synonyms.CandidateTable`); write the report into ``out_dir``."""
-    test = target.test
-    settings = fit_to_split(settings, len(test))
+    """Attack a seeded sample of ``target``'s test (or dev: ``settings.split``) split with candidates
+    from ``table`` (a :class:`~jaxrobust.attacks.synonyms.CandidateTable`); write the report into ``out_dir``."""
+    split = target.splits[settings.split]
+    settings = fit_to_split(settings, len(split))
     check_output_dir(out_dir, REPORT_FILES)  # never replaces a user's files: fails before the attack
-    indices = sample_indices(len(test), settings.n, settings.seed)
-    examples = [test[i] for i in indices]
+    indices = sample_indices(len(split), settings.n, settings.seed)
+    examples = [split[i] for i in indices]
     # The model programs compile in the background while the validity models load (module warmup).
     lengths = [e.length for e in encode(target.tokenizer, examples, target.victim.max_length)]
     warmups = [warmup.start_victim(target.victim, target.params, lengths, settings.batch_size, gradient=settings.attack == "gradient")]
