@@ -135,7 +135,7 @@ def _attack(args) -> int:
         k=args.k, min_cos=args.min_cos, batch_size=args.batch_size,
         population=args.population, generations=args.generations, ascc_steps=args.ascc_steps,
         **({"encoder": args.encoder} if args.encoder else {}), constraints=args.constraints, similarity=args.similarity_threshold, window=args.window,
-        lm_filter=args.lm_filter or "", split=args.split,
+        lm_filter=args.lm_filter or "", split=args.split, query_budget=args.query_budget,
     )
     target = load_target(args.workdir, args.model, args.task, args.max_length,
                          args.text_field, args.label_field, args.text_b_field)
@@ -276,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_attack.add_argument("--lm-filter", nargs="?", const=DEFAULT_LM, default=None, metavar="LM",
                           help=f"genetic attack: Jia et al.'s language-model filter with causal LM (default {DEFAULT_LM}): a "
                                f"candidate may lower its {WINDOW}-word window's log-probability by less than {MAX_DROP:g}")
+    p_attack.add_argument("--query-budget", type=int, default=None, metavar="N",
+                          help="model evaluations per example (the gradient pass counts as one); a search that "
+                               "reaches it stops and fails unless it flipped within it (default: no limit)")
     p_attack.add_argument("--ascc-steps", type=int, default=10, help="ascc attack: Adam steps of the relaxed search")
     p_attack.add_argument("--encoder", default=None,
                           help="sentence encoder of the similarity constraint and the validity section (a model "

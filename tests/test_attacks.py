@@ -206,6 +206,37 @@ def test_one_search_records_every_budget_as_separate_searches(target):
     assert changed[0] < changed[-1]  # the budgets did stop searches at different points
 
 
+@pytest.mark.parametrize("attack", ["gradient", "textfooler"])
+def test_query_budget_on_the_model(target, attack):
+    """With ``--query-budget``, no example spends more model evaluations than the budget, an example
+    that ran out spent exactly the budget, and a success is one the search without a budget also finds
+    (within the budget when it needs no more queries): an example whose search needs more fails."""
+    test, indices = _test_examples(target)
+    run = lambda q: attack_examples(target.victim, target.params, target.tokenizer, test, indices, candidates_of,
+                                    AttackSettings(attack=attack, n=len(test), budget=0.5, k=3, constraints="none", query_budget=q),
+                                    progress=False)[0]
+    free = run(None)
+    assert any(r["success"] for r in free)
+    stopped = 0
+    for q in (2, 3, 5):
+        for b, u in zip(run(q), free):
+            assert b["queries"] <= q and b["original_text"] == u["original_text"]
+            assert (b["queries"] == q) >= b["query_budget_exhausted"]
+            assert u["success"] >= b["success"]  # nothing found that the free search does not find
+            if u["success"] and u["queries"] <= q:
+                assert b["success"] and b["queries"] == u["queries"] and b["perturbed_text"] == u["perturbed_text"]
+            stopped += u["success"] and not b["success"]
+    assert stopped > 0  # the budget did turn successes into failures
+
+
+def test_bad_query_budget():
+    with pytest.raises(JaxRobustError, match="--query-budget must be at least 1"):
+        AttackSettings(attack="gradient", query_budget=0)
+    with pytest.raises(JaxRobustError, match="ascc attack searches by gradient steps"):
+        AttackSettings(attack="ascc", query_budget=80)
+    assert AttackSettings(attack="textfooler", query_budget=80).name.endswith("-q80-b0.2-n500-s0")
+
+
 MODEL_PROGRAMS = {"outputs", "loss_grad"}  # keyed by (rows, length) only
 LAYOUT_PROGRAMS = {"build_batch", "_window_tokens", "_ranking_of"}  # keyed by the layout's shape
 

@@ -221,13 +221,14 @@ def test_no_improving_candidate_ends_cleanly(trained, name):
 class AdditiveScorer(engine.Scorer):
     """Two classes; a text's true-class logit margin is ``base − Σ`` the effect of each changed slot
     (``effect [N, W, K]`` for candidates, ``delete``/``unk [N, W]``), p_true = sigmoid(margin).
-    Every row it scores is kept in ``seen`` and checked: only the slot's own candidates."""
+    Every row it scores is kept in ``seen`` and checked: only the slot's own candidates. The query
+    budget is :class:`engine.Scorer`'s own."""
 
-    def __init__(self, group, seed, allowed=None):
+    def __init__(self, group, seed, allowed=None, query_budget=None):
         rng = np.random.default_rng(seed)
         N, W, K = group.layout.cand_len.shape
         self.group, self.chunk, self._allowed = group, 64, allowed
-        self.queries = np.zeros(N, np.int64)
+        self.queries, self.query_budget, self.exhausted, self.classes = np.zeros(N, np.int64), query_budget, np.zeros(N, bool), 2
         self.base = rng.uniform(0.5, 3.0, N)
         self.effect = rng.uniform(-1.0, 1.0, (N, W, K))  # some candidates raise p_true: never kept
         self.delete, self.unk = rng.uniform(-1.0, 1.0, (2, N, W))
@@ -240,7 +241,7 @@ class AdditiveScorer(engine.Scorer):
         moved += np.where(choice == DELETE, self.delete[member], 0) + np.where(choice == UNK, self.unk[member], 0)
         return self.base[member] - moved.sum(1)
 
-    def __call__(self, member, choice):
+    def _evaluate(self, member, choice):  # behind Scorer.__call__'s query budget
         member, choice = np.asarray(member), np.asarray(choice)
         self.seen += list(zip(member, choice))
         lay = self.group.layout
@@ -352,3 +353,30 @@ def test_a_text_failing_the_constraints_is_never_queried(toy_group, name):
         assert any((choice > 0).any() for _, choice in scorer.seen)
         assert all(not (o.choice == 0).any() for o in outcomes)
     assert sum(asked) > 0
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_the_query_budget_is_respected_exactly(toy_group, name):
+    """With a query budget, each example's evaluated texts are the first ``budget`` of those the same
+    search evaluates without one: it stops where the budget runs out, never past it, and keeps only a
+    text it evaluated. An example that ran out and did not flip within its queries is a failure."""
+    budget, ran_out = 0.2, []
+    for seed in range(2):
+        free = AdditiveScorer(toy_group, seed)
+        unlimited = ATTACKS[name](free, budget, **FAST.get(name, {}))
+        for query_budget in (1, 4, 9, 40):
+            scorer = AdditiveScorer(toy_group, seed, query_budget=query_budget)
+            outcomes = ATTACKS[name](scorer, budget, **FAST.get(name, {}))
+            for i, (o, u) in enumerate(zip(outcomes, unlimited)):
+                seen = [c for m, c in scorer.seen if m == i]
+                full = [c for m, c in free.seen if m == i]
+                assert o.queries == len(seen) <= query_budget
+                assert o.exhausted == (len(full) > query_budget)
+                np.testing.assert_array_equal(np.array(seen), np.array(full[: len(seen)]).reshape(len(seen), -1))
+                if o.exhausted:
+                    assert o.queries == query_budget
+                    assert any((c == o.choice).all() for c in seen)  # a text it evaluated (the clean one at worst)
+                else:
+                    np.testing.assert_array_equal(o.choice, u.choice)  # the budget never bit: the same search
+                ran_out.append(o.exhausted)
+    assert any(ran_out) and not all(ran_out)

@@ -14,7 +14,8 @@ number of forward passes spent on the example's texts, the clean one included.
 Rules every attack obeys, per example: only the slot's own candidates are used; at most
 ``max_changes(budget)`` slots differ from the original in any text evaluated or returned (a
 deletion or UNK probe counts as one change); an example stops as soon as its prediction flips;
-examples misclassified on the clean text are never attacked (``skipped``). "Best" always means:
+examples misclassified on the clean text are never attacked (``skipped``); an example that reaches
+the scorer's query budget stops with the best text it has queried. "Best" always means:
 a text that flips the prediction before one that does not, then the lowest true-class
 probability (for two classes this is simply the lowest true-class probability).
 
@@ -100,7 +101,7 @@ def _start(scorer: Scorer, budget: float) -> _Start:
 def _outcomes(scorer: Scorer, start: _Start, choice: np.ndarray) -> list[Outcome]:
     """One :class:`Outcome` per member; skipped members keep the original text."""
     return [
-        Outcome(choice[i].astype(np.int32), start.p0[i], int(scorer.queries[i]), skipped=not start.attack[i])
+        Outcome(choice[i].astype(np.int32), start.p0[i], int(scorer.queries[i]), skipped=not start.attack[i], exhausted=bool(scorer.exhausted[i]))
         for i in range(len(start.labels))
     ]
 
@@ -198,7 +199,7 @@ def _greedy(scorer: Scorer, start: _Start, order: np.ndarray, on_done: Callable[
     choice = np.full((N, W), ORIGINAL, np.int32)
     bad = _badness(start.p0, start.labels)  # [N] of the current texts
     changed = np.zeros(N, np.int64)
-    active = start.attack & (order[:, 0] >= 0)
+    active = start.attack & (order[:, 0] >= 0) & ~scorer.exhausted
     on_done(int(N - active.sum()))
     for t in range(W):
         members = np.flatnonzero(active)
@@ -214,7 +215,7 @@ def _greedy(scorer: Scorer, start: _Start, order: np.ndarray, on_done: Callable[
         changed[m] += 1
         flipped = bad < -0.5  # badness is p_true - 2 < 0 exactly when flipped
         more = order[:, t + 1] >= 0 if t + 1 < W else np.zeros(N, bool)
-        still = active & ~flipped & (changed < start.limit) & more
+        still = active & ~flipped & (changed < start.limit) & more & ~scorer.exhausted
         on_done(int(active.sum() - still.sum()))
         active = still
     return choice
@@ -369,7 +370,8 @@ def genetic_group(
     for generation in range(generations + 1):
         bad = _badness(probs, labels[:, None])  # [A, P]
         best = _argmin_first(bad, 1)
-        ends = active & ((bad[np.arange(len(members)), best] < -0.5) | (generation == generations))
+        stop = (bad[np.arange(len(members)), best] < -0.5) | (generation == generations) | scorer.exhausted[members]
+        ends = active & stop
         choice[members[ends]] = pop[ends, best[ends]]
         on_done(int(ends.sum()))
         active &= ~ends

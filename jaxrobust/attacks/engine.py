@@ -63,11 +63,19 @@ class Scorer:
     shorter query. ``allowed(member, choice) -> [R] bool`` is the search's constraint check
     (:class:`~jaxrobust.attacks.constraints.SimilarityFilter`); without one every text passes.
     ``finals`` (:class:`~jaxrobust.attacks.verify.FinalTexts`): settled final texts that ride in the
-    free rows of its batches."""
+    free rows of its batches.
 
-    def __init__(self, victim: Victim, params, group: Group, chunk: int = shapes.ROWS, allowed=None, finals=None):
+    ``query_budget``: model evaluations allowed per member (a query is one evaluation of one text;
+    the gradient pass of :meth:`rank` counts as one). Of a request, each member's rows beyond what is
+    left of its budget are not evaluated: their probabilities are NaN (the attacks' "not queried")
+    and the member is marked ``exhausted``, which ends its search."""
+
+    def __init__(self, victim: Victim, params, group: Group, chunk: int = shapes.ROWS, allowed=None, finals=None,
+                 query_budget: int | None = None):
         self.victim, self.params, self.group, self.chunk = victim, params, group, chunk
-        self._allowed, self.finals = allowed, finals
+        self._allowed, self.finals, self.query_budget = allowed, finals, query_budget
+        self.exhausted = np.zeros(len(group.members), bool)  # a request went past the member's query budget
+        self.classes = 0  # C, known from the first evaluation (the clean texts or the gradient pass)
         # The coarse bucket: at least the fine one (its ladder is a subset), so it serves both.
         self._longest = int(shapes.bucket(longest_length(group.layout, victim.max_length), victim.max_length, coarse=True))
         self.queries = np.zeros(len(group.members), np.int64)  # forward passes per member
@@ -90,9 +98,33 @@ class Scorer:
         """Host token arrays ``[chunk, length]`` (built at the group's longest bucket: one program)."""
         return shapes.fit(_tokens_of(self.victim, lay, choice, length=self._longest), length)
 
+    def within_budget(self, member: np.ndarray) -> np.ndarray:
+        """``[R]``: the rows of a request that fit their member's query budget, in request order;
+        marks the members with rows beyond it as exhausted."""
+        if self.query_budget is None:
+            return np.ones(len(member), bool)
+        order = np.argsort(member, kind="stable")
+        starts = np.flatnonzero(np.r_[True, member[order][1:] != member[order][:-1]])
+        rank = np.arange(len(member)) - np.repeat(starts, np.diff(np.r_[starts, len(member)]))  # row's place among its member's
+        fits = np.empty(len(member), bool)
+        fits[order] = rank < (self.query_budget - self.queries[member[order]])
+        self.exhausted[member[~fits]] = True
+        return fits
+
     def __call__(self, member: np.ndarray, choice: np.ndarray) -> np.ndarray:
-        """``member [R]`` (rows of the group), ``choice [R, W]`` -> probabilities ``[R, C]``."""
+        """``member [R]`` (rows of the group), ``choice [R, W]`` -> probabilities ``[R, C]`` (NaN for rows
+        beyond the query budget)."""
         member = np.asarray(member, np.int64)
+        fits = self.within_budget(member)
+        if fits.all():
+            return self._evaluate(member, choice)
+        out = np.full((len(member), self.classes), np.nan, np.float32)
+        if fits.any():
+            out[fits] = self._evaluate(member[fits], choice[fits])
+        return out
+
+    def _evaluate(self, member: np.ndarray, choice: np.ndarray) -> np.ndarray:
+        """The model's probabilities ``[R, C]`` of every requested row, counted as queries."""
         out = np.zeros((len(member), 0), np.float32)  # no rows asked: nothing to score
         for rows, lay, ch, length in self.batches(member, choice):
             tokens, riders = model_inputs(self._tokens(lay, ch, length)), []
@@ -103,12 +135,13 @@ class Scorer:
                 self.finals.store(riders, p[len(rows) : len(rows) + len(riders)])
             out = out if out.shape[1] else np.zeros((len(member), p.shape[1]), np.float32)
             out[rows] = p[: len(rows)]
+            self.classes = p.shape[1]
         np.add.at(self.queries, member, 1)
         return out
 
     def rank(self, member: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """:func:`gradient.rank_pairs` of the clean texts of ``member [R]`` (one gradient pass each):
-        probabilities ``[R, C]``, gains ``[R, depth]``, flat pair indices ``[R, depth]``."""
+        """:func:`gradient.rank_pairs` of the clean texts of ``member [R]`` (one gradient pass each, one
+        query): probabilities ``[R, C]``, gains ``[R, depth]``, flat pair indices ``[R, depth]``."""
         member = np.asarray(member, np.int64)
         clean = np.full((len(member), self.group.layout.slot_seg.shape[1]), ORIGINAL, np.int32)
         table = word_embeddings(self.victim, self.params)
@@ -119,10 +152,12 @@ class Scorer:
             slot_grad = gradient.slot_gradients(tokens["token_slot"], np.asarray(grad), lay.slot_seg.shape[1])
             parts.append((rows, (p, *_ranking_of(table, lay, slot_grad, depth=depth))))
         out = [np.zeros((len(member),) + a.shape[1:], a.dtype) for a in parts[0][1]]
+        self.classes = out[0].shape[1]
         for rows, arrays in parts:
             for o, a in zip(out, arrays):
                 o[rows] = np.asarray(a)[: len(rows)]
         np.add.at(self.gradients, member, 1)
+        np.add.at(self.queries, member, 1)  # the pass evaluates the clean text
         return tuple(out)
 
     def clean(self) -> np.ndarray:
@@ -140,6 +175,7 @@ class Outcome:
     queries: int  # forward passes on texts of this example
     gradients: int = 0  # forward+backward passes
     skipped: bool = False  # misclassified before the attack
+    exhausted: bool = False  # its search reached the query budget
 
 
 def run_gradient_group(victim: Victim, params, group: Group, budget: float, **kwargs) -> list[Outcome]:
@@ -159,6 +195,7 @@ def run_gradient_budgets(
     chunk: int = 3,
     allowed=None,
     finals=None,
+    query_budget: int | None = None,
     on_done: Callable[[int], None] = lambda n: None,
 ) -> list[list[Outcome]]:
     """The gradient attack (:mod:`~jaxrobust.attacks.gradient`) on every member of ``group``, at
@@ -175,8 +212,9 @@ def run_gradient_budgets(
     passes through the state where each smaller budget's search stops. That state (choice and
     queries so far) is recorded per budget; the outcomes equal separate searches at each budget.
     Each recorded text is handed to ``finals`` (see :class:`Scorer`) as soon as it is.
+    An example whose trials reach ``query_budget`` (see :class:`Scorer`) stops where it is.
     """
-    scorer = Scorer(victim, params, group, chunk=batch_size, allowed=allowed, finals=finals)
+    scorer = Scorer(victim, params, group, chunk=batch_size, allowed=allowed, finals=finals, query_budget=query_budget)
     lay = group.layout
     N, W, K = lay.cand_len.shape
     labels = lay.labels
@@ -184,12 +222,14 @@ def run_gradient_budgets(
     recorded = np.zeros((len(budgets), N), bool)
     final_choice = np.zeros((len(budgets), N, W), np.int32)
     final_queries = np.zeros((len(budgets), N), np.int64)
+    final_exhausted = np.zeros((len(budgets), N), bool)
 
     def record(active: np.ndarray) -> None:
         """Freeze, per budget, the rows whose search at that budget stops here."""
         for b, limit in enumerate(limits):
             stop = ~recorded[b] & ~(active & (state["changed"] < limit))
             final_choice[b, stop], final_queries[b, stop] = state["choice"][stop], scorer.queries[stop]
+            final_exhausted[b, stop] = scorer.exhausted[stop]
             recorded[b] |= stop
             if finals is not None:
                 finals.settle(np.flatnonzero(stop), final_choice[b, stop])
@@ -201,6 +241,8 @@ def run_gradient_budgets(
     finished = np.zeros(N, bool)
     for _ in range(max_iters):
         active, open_ = gradient.active_rows(lay, ranking, state, max(budgets))
+        active &= ~scorer.exhausted
+        open_ &= active[:, None]
         record(active)
         on_done(int((~active & ~finished).sum()))
         finished |= ~active
@@ -226,7 +268,7 @@ def run_gradient_budgets(
             if not len(r):
                 continue
             p = scorer(rows[r], trial)
-            key = gradient.selection_key(p, labels[rows[r]])
+            key = np.nan_to_num(gradient.selection_key(p, labels[rows[r]]), nan=np.inf)  # NaN: past the query budget
             by_row = np.lexsort((j, key, r))  # per row: lowest key first, ties to the better rank
             first = by_row[np.r_[True, r[by_row][1:] != r[by_row][:-1]]]
             better = first[key[first] < best_key[r[first]]]
@@ -241,6 +283,6 @@ def run_gradient_budgets(
     on_done(int((~finished).sum()))
     skipped = p0.argmax(-1) != labels
     return [
-        [Outcome(choice[i], p0[i], int(queries[i]) + 1, int(scorer.gradients[i]), bool(skipped[i])) for i in range(N)]
-        for choice, queries in zip(final_choice, final_queries)  # + 1: the clean text, evaluated by the gradient pass
+        [Outcome(choice[i], p0[i], int(queries[i]), int(scorer.gradients[i]), bool(skipped[i]), bool(exhausted[i])) for i in range(N)]
+        for choice, queries, exhausted in zip(final_choice, final_queries, final_exhausted)
     ]

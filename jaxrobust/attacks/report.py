@@ -89,6 +89,8 @@ def summarize(records: Sequence[dict], seconds: float, **extra) -> dict:
         attack_success_rate=_ratio(len(successful), len(attacked)),
         perturbed_word_pct=_mean([100.0 * r["words_changed"] / r["n_words"] for r in successful]),
         mean_queries=_mean([r["queries"] for r in attacked]),
+        # Searches stopped by the query budget (failures unless they flipped within it).
+        query_budget_exhausted_n=sum(bool(r.get("query_budget_exhausted")) for r in attacked),
         mean_gradients=_mean([r["gradients"] for r in attacked]),
         seconds=seconds,
         examples_per_second=_ratio(n, seconds) if seconds > 0 else None,

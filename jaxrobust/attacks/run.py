@@ -64,6 +64,7 @@ class AttackSettings:
     window: int | None = None  # None: the recipe's window (words around each change; none: whole text)
     lm_filter: str = ""  # genetic: the causal LM of Jia et al.'s language-model filter ("": off; :mod:`.language_model`)
     split: str = "test"  # the split sampled: test, or dev (tuning chooses settings on dev, never on test)
+    query_budget: int | None = None  # model evaluations per example (the gradient pass counts as one); None: no limit
 
     def __post_init__(self):
         if self.attack not in ATTACKS:
@@ -82,6 +83,10 @@ class AttackSettings:
             if getattr(self, field) < 1:
                 raise JaxRobustError(f"{flag} must be at least 1, got {getattr(self, field)}")
         assets.check_ref(self.encoder)  # a bad --encoder fails now, not after the attack
+        if self.query_budget is not None and self.query_budget < 1:
+            raise JaxRobustError(f"--query-budget must be at least 1 (model evaluations per example), got {self.query_budget}")
+        if self.query_budget is not None and self.attack == "ascc":
+            raise JaxRobustError("--query-budget counts model evaluations; the ascc attack searches by gradient steps (use --ascc-steps)")
         if self.split not in SPLITS:
             raise JaxRobustError(f"--split must be one of {', '.join(SPLITS)}, got {self.split!r}")
         if self.lm_filter and self.attack != "genetic":
@@ -117,6 +122,7 @@ class AttackSettings:
         )
         lm = "" if not self.lm_filter else "-lm" if self.lm_filter == language_model.DEFAULT_LM else "-lm-" + slug(self.lm_filter)
         split = "" if self.split == "test" else f"-{self.split}"
+        search += "" if self.query_budget is None else f"-q{self.query_budget}"
         return (f"{self.attack}-{source}-{synonyms.version_tag()}-k{self.k}{cos}-{self.rules.tag}{search}{lm}"
                 f"-b{self.budget:g}-n{self.n}-s{self.seed}{split}")
 
@@ -187,9 +193,10 @@ def _run_group(victim: Victim, params, group: engine.Group, settings: AttackSett
     if settings.attack == "gradient":  # the one search that settles texts as it goes (``finals``)
         return engine.run_gradient_group(
             victim, params, group, settings.budget, batch_size=settings.batch_size,
-            verify=settings.verify, max_iters=settings.max_iters, allowed=allowed, finals=finals, on_done=bar.update,
+            verify=settings.verify, max_iters=settings.max_iters, allowed=allowed, finals=finals,
+            query_budget=settings.query_budget, on_done=bar.update,
         )
-    scorer = engine.Scorer(victim, params, group, chunk=settings.batch_size, allowed=allowed)
+    scorer = engine.Scorer(victim, params, group, chunk=settings.batch_size, allowed=allowed, query_budget=settings.query_budget)
     if settings.attack == "ascc":
         return ascc_attack.ascc_group(scorer, settings.budget, steps=settings.ascc_steps, lr=1.0, entropy_weight=1.0, on_done=bar.update)
     if settings.attack == "genetic":

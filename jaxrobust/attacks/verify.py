@@ -109,7 +109,7 @@ def check(
     batches of ``batch_size`` rows (the search's, so they share its compiled programs).
 
     Record keys: ``index, label, original_text, perturbed_text, substitutions, original_probs,
-    perturbed_probs, success, skipped, reason, constraint_failed, queries, gradients, n_words,
+    perturbed_probs, success, skipped, reason, constraint_failed, queries, query_budget_exhausted, gradients, n_words,
     words_changed, clean_prob_true, low_confidence`` (see :func:`report.is_low_confidence`).
     ``probs``: string probabilities already computed (:attr:`FinalTexts.probs`).
     """
@@ -182,6 +182,7 @@ def _record(ae: AttackExample, o: Outcome | None, final, p: np.ndarray, subs: li
         skipped=bool(reason),
         reason=reason,
         queries=int(o.queries) if o is not None else 1,
+        query_budget_exhausted=bool(o is not None and o.exhausted),
         gradients=int(o.gradients) if o is not None else 0,
         n_words=ae.n_words,
         words_changed=len(subs),
