@@ -135,11 +135,12 @@ def _attack(args) -> int:
         k=args.k, min_cos=args.min_cos, batch_size=args.batch_size,
         population=args.population, generations=args.generations, ascc_steps=args.ascc_steps,
         **({"encoder": args.encoder} if args.encoder else {}), constraints=args.constraints, similarity=args.similarity_threshold, window=args.window,
-        lm_filter=args.lm_filter or "", split=args.split, query_budget=args.query_budget,
+        lm_filter=args.lm_filter or "", split=args.split, query_budget=args.query_budget, mlm=args.mlm or "",
     )
     target = load_target(args.workdir, args.model, args.task, args.max_length,
                          args.text_field, args.label_field, args.text_b_field)
-    table = load_synonyms(settings.synonyms, k=settings.k, min_cos=settings.min_cos)
+    # BERT-Attack's candidates come from its masked LM, in context.
+    table = None if settings.mlm else load_synonyms(settings.synonyms, k=settings.k, min_cos=settings.min_cos)
     settings = fit_to_split(settings, len(target.splits[settings.split]))  # the report is named after the n attacked
     out = Path(args.out) if args.out else report_dir(args.workdir or ".", settings)
     summary = run_attack(target, settings, table, out)
@@ -259,7 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_attack.add_argument("--text-field", help="with --model --task csv:/jsonl:PATH: the text column (default text)")
     p_attack.add_argument("--label-field", help="... the label column (default label)")
     p_attack.add_argument("--text-b-field", help="... the second text of a pair task (default none)")
-    p_attack.add_argument("--attack", default="gradient", help="gradient, textfooler, pwws, genetic or ascc")
+    p_attack.add_argument("--attack", default="gradient", help="gradient, textfooler, pwws, genetic, ascc or bertattack")
+    p_attack.add_argument("--mlm", default=None, metavar="REF",
+                          help="bertattack: the masked LM whose predictions are the candidates (e.g. bert-base-uncased)")
     p_attack.add_argument("--synonyms", default=None,
                           help="candidate source (see `synonyms describe`; default wordnet-cf, wordnet for pwws)")
     p_attack.add_argument("--n", type=int, default=500, help="examples (seeded sample of the test split)")

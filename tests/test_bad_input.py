@@ -139,6 +139,12 @@ CASES: dict[str, tuple[list[str], str]] = {
     "similarity threshold above 1": (["attack", "--workdir", "{run}", "--similarity-threshold", "1.2"], r"similarity threshold must be in \[0, 1\], got 1\.2"),
     "similarity threshold negative": (["attack", "--workdir", "{run}", "--similarity-threshold", "-0.5"], r"similarity threshold must be in \[0, 1\]"),
     "window without similarity": (["attack", "--workdir", "{run}", "--attack", "pwws", "--window", "5"], r"--window need the similarity constraint"),
+    "query budget 0": (["attack", "--workdir", "{run}", "--query-budget", "0"], r"--query-budget must be at least 1 .*got 0"),
+    "query budget negative": (["attack", "--workdir", "{run}", "--attack", "textfooler", "--query-budget", "-5"], r"--query-budget must be at least 1"),
+    "bertattack without a masked LM": (["attack", "--workdir", "{run}", "--attack", "bertattack"], r"--attack bertattack needs --mlm REF"),
+    "masked LM for another attack": (["attack", "--workdir", "{run}", "--mlm", "{model}"], r"--mlm is BERT-Attack's masked LM, not gradient's"),
+    "masked LM without its head": (["attack", "--workdir", "{run}", "--attack", "bertattack", "--mlm", "{model}"],
+                                   r"has no masked-LM head \(no cls\.predictions\.transform\.dense\.weight; found classifier.*BertForSequenceClassification"),
     "synonym file with no usable entries": (
         ["attack", "--workdir", "{run}", "--synonyms", "counterfitted:{tmp}/stopwords.json"], r"stopwords\.json has no usable entries"
     ),

@@ -42,7 +42,7 @@ SWAPS = {
 }
 # The one special code each attack may put in a query: TextFooler ranks words by deleting each,
 # PWWS by replacing each with UNK; the others only substitute candidates.
-PROBE_CODE = {"textfooler": DELETE, "pwws": UNK}
+PROBE_CODE = {"textfooler": DELETE, "pwws": UNK, "bertattack": UNK}
 FAST = {"genetic": dict(population=12, generations=6)}  # small population: the test stays quick
 # The attacks run on the trained tiny model; ASCC needs the model's gradients, not only its scores.
 MODEL_ATTACKS = {**ATTACKS, "ascc": functools.partial(ascc_group, steps=10, lr=1.0, entropy_weight=1.0)}
@@ -291,8 +291,9 @@ def _expected(name, scorer, i, budget):
     valid = lay.cand_len[i, :n] > 0  # [n, K]
     sigmoid = lambda m: 1 / (1 + np.exp(-m))
     best_effect = np.where(valid, scorer.effect[i, :n], -np.inf).max(1)
-    if name == "textfooler":
-        importance = sigmoid(scorer.base[i]) - sigmoid(scorer.base[i] - scorer.delete[i, :n])
+    if name in ("textfooler", "bertattack"):  # importance by deletion, or by the unknown token
+        probe = scorer.delete if name == "textfooler" else scorer.unk
+        importance = sigmoid(scorer.base[i]) - sigmoid(scorer.base[i] - probe[i, :n])
         return _reference_greedy(scorer, i, np.argsort(-importance, kind="stable"), ae.max_changes(budget))
     if (scorer.base[i] - best_effect < 0).any():  # PWWS: a clean-text swap flips already
         choice = np.full(scorer.effect.shape[1], ORIGINAL)
@@ -305,7 +306,7 @@ def _expected(name, scorer, i, budget):
     return _reference_greedy(scorer, i, np.argsort(-score, kind="stable"), ae.max_changes(budget))
 
 
-@pytest.mark.parametrize("name", ["pwws", "textfooler"])
+@pytest.mark.parametrize("name", ["pwws", "textfooler", "bertattack"])
 def test_greedy_search_follows_its_definition(toy_group, name):
     budget = 0.2
     outcomes = []

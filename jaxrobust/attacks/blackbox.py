@@ -1,4 +1,5 @@
-"""Black-box word-substitution attacks: TextFooler-style greedy search, PWWS and Alzantot's genetic attack.
+"""Black-box word-substitution attacks: TextFooler-style greedy search, PWWS, Alzantot's genetic attack
+and BERT-Attack's search (its masked-LM candidates are :mod:`.bert_attack`'s).
 
 The three attacks only query class probabilities. Each works on one :class:`~jaxrobust.attacks.engine.Group`
 (the layout of the attacked examples) and returns one :class:`~jaxrobust.attacks.engine.Outcome` per member.
@@ -233,6 +234,18 @@ def textfooler_group(scorer: Scorer, budget: float, *, on_done: Callable[[int], 
     return _outcomes(scorer, start, choice)
 
 
+def bertattack_group(scorer: Scorer, budget: float, *, on_done: Callable[[int], None] = lambda n: None) -> list[Outcome]:
+    """BERT-Attack's search (Li et al. 2020, :mod:`.bert_attack` for its candidates): importance of a
+    word = p_true(clean) − p_true(clean with the word replaced by the unknown token), then greedy
+    best swaps as TextFooler's."""
+    start = _start(scorer, budget)
+    members = np.flatnonzero(start.attack)
+    importance = np.full(start.slot_valid.shape, np.nan)
+    importance[members] = _true_prob(start.p0[members], start.labels[members])[:, None] - _probe_slots(scorer, start, members, UNK)
+    choice = _greedy(scorer, start, _order(importance), on_done)
+    return _outcomes(scorer, start, choice)
+
+
 def _pwws_scores(scorer: Scorer, start: _Start, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """PWWS scores ``softmax(saliency) · Δp*`` ``[A, W]`` of ``members`` (NaN for padding slots), and
     the best clean-text swap ``[A, W]`` of the examples where one flips the prediction (else all
@@ -392,4 +405,4 @@ def genetic_group(
     return _outcomes(scorer, start, choice)
 
 
-ATTACKS = {"textfooler": textfooler_group, "pwws": pwws_group, "genetic": genetic_group}
+ATTACKS = {"textfooler": textfooler_group, "pwws": pwws_group, "genetic": genetic_group, "bertattack": bertattack_group}

@@ -25,6 +25,8 @@ pwws        none: its WordNet candidates and stop words only, as published
 genetic     none here: its word-embedding distance is the candidate set; its language-model filter
             (``--lm-filter``, :mod:`.language_model`) is a candidate mask, off by default
 ascc        none: the candidate set the training objectives use
+bertattack  TextFooler's (part of speech, window similarity): Li et al.'s own threshold, cosine
+            >= 0.2 of the whole text, keeps a masked LM's fluent words of another meaning
 ==========  ======================================================================================
 
 The string-level check (:mod:`.verify`) re-checks both on every final text.
@@ -94,6 +96,9 @@ RECIPES = {
     "pwws": Constraints(),
     "genetic": Constraints(),
     "ascc": Constraints(),
+    # BERT-Attack's own threshold (sentence-encoder cosine >= 0.2 of the whole text) lets a masked
+    # LM's fluent but other-meaning words through; here its candidates meet TextFooler's bar.
+    "bertattack": Constraints(pos=True, similarity=0.840845, window=15, metric="angular"),
 }
 A2T_SIMILARITY = RECIPES["gradient"]  # what ``similarity`` means for a recipe that has none of its own
 

@@ -163,7 +163,9 @@ def prepare_examples(
     """Find the attackable words of ``examples`` and their candidates.
 
     ``candidates_of(word) -> list[str]`` gives a word's candidates (stop words and unknown words get
-    none); at most ``max_candidates`` are kept, dropping those longer than ``max_pieces`` tokens in
+    none), or, for candidates that depend on the sentence (BERT-Attack's masked LM),
+    ``candidates_of.in_context(texts, spans) -> [text][word] -> list[str]`` gives those of every word
+    of every text at once; at most ``max_candidates`` are kept, dropping those longer than ``max_pieces`` tokens in
     context, and with ``same_pos`` those whose part of speech in the sentence (:mod:`.pos`, coarse
     tags) is not the word's. A word is a slot if it has a candidate left, lies wholly inside the
     (possibly truncated) token sequence in at most ``max_pieces`` tokens, and is purely alphabetic.
@@ -172,8 +174,10 @@ def prepare_examples(
     tagger = pos.tagger() if same_pos else None
     found = []  # per example: [(word index, context prefix, candidates)]
     wanted = {}
-    for ex, enc in zip(examples, encoded):
-        text = ex.text_b if ex.text_b is not None else ex.text
+    attacked = [ex.text_b if ex.text_b is not None else ex.text for ex in examples]
+    in_context = candidates_of.in_context(attacked, [enc.words for enc in encoded]) if hasattr(candidates_of, "in_context") else None
+    for i, (ex, enc) in enumerate(zip(examples, encoded)):
+        text = attacked[i]
         counts = np.bincount(enc.token_words[enc.token_words >= 0], minlength=len(enc.words))
         words = [text[s:e] for s, e in enc.words]
         tags = tagger.tag(words) if tagger else None
@@ -181,7 +185,7 @@ def prepare_examples(
         for w, ((s, _), word) in enumerate(zip(enc.words, words)):
             if not word.isalpha() or not 0 < counts[w] <= max_pieces or _truncated(enc, w):
                 continue
-            options = [match_case(c, word) for c in candidates_of(word)]
+            options = [match_case(c, word) for c in (in_context[i][w] if in_context else candidates_of(word))]
             if options and tagger:
                 got = tagger.candidate_tags(words, w, options, tags)
                 options = [c for c, t in zip(options, got) if pos.universal(t) == pos.universal(tags[w])]

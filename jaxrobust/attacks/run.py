@@ -17,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxrobust import assets
-from jaxrobust.attacks import ascc_attack, blackbox, constraints, engine, language_model, pos, report, shapes, synonyms, verify, warmup, wordnet
+from jaxrobust.attacks import ascc_attack, bert_attack, blackbox, constraints, engine, language_model, pos, report, shapes, synonyms, verify, warmup, wordnet
 from jaxrobust.attacks.layout import prepare_examples
 from jaxrobust.attacks.sentence_encoder import DEFAULT_ENCODER, SentenceEncoder
 from jaxrobust.attacks.validity import validity
@@ -26,16 +26,19 @@ from jaxrobust.data.conventions import conventions
 from jaxrobust.data.encoding import encode
 from jaxrobust.data.tasks import Example
 from jaxrobust.errors import JaxRobustError
+from jaxrobust.models.masked_lm import load_masked_lm
 from jaxrobust.outputs import REPORT_FILES, check_output_dir, claim_output_dir
 
-ATTACKS = ("gradient", "textfooler", "pwws", "genetic", "ascc")
+ATTACKS = ("gradient", "textfooler", "pwws", "genetic", "ascc", "bertattack")
 # Candidate sets of each attack's reference recipe: (top-k, minimum cosine).
 #   gradient   -- A2T: top-20 counter-fitted neighbours with cosine >= 0.8
 #   textfooler -- TextFooler: top-50, cosine >= 0.5
 #   pwws       -- PWWS takes every synonym of its source (WordNet in the paper)
 #   genetic    -- Alzantot et al.: 8 nearest neighbours
 #   ascc       -- the candidates of the training objectives (config.synonyms): 8, cosine >= 0.5
-CANDIDATE_DEFAULTS = {"gradient": (20, 0.8), "textfooler": (50, 0.5), "pwws": (50, 0.0), "genetic": (8, 0.5), "ascc": (8, 0.5)}
+#   bertattack -- the masked LM's 4 best in context (Turbal et al.'s setting; the cosine is unused)
+CANDIDATE_DEFAULTS = {"gradient": (20, 0.8), "textfooler": (50, 0.5), "pwws": (50, 0.0), "genetic": (8, 0.5), "ascc": (8, 0.5),
+                      "bertattack": (4, 0.0)}
 # The candidate source of each recipe: PWWS searches WordNet's synonyms, as published; the others the
 # attack-grade default (WordNet synonyms ranked and cut by the counter-fitted cosine).
 DEFAULT_SYNONYMS = "wordnet-cf"
@@ -65,6 +68,7 @@ class AttackSettings:
     lm_filter: str = ""  # genetic: the causal LM of Jia et al.'s language-model filter ("": off; :mod:`.language_model`)
     split: str = "test"  # the split sampled: test, or dev (tuning chooses settings on dev, never on test)
     query_budget: int | None = None  # model evaluations per example (the gradient pass counts as one); None: no limit
+    mlm: str = ""  # bertattack: the masked LM whose predictions are the candidates (a *ForMaskedLM folder, bundle or hub id)
 
     def __post_init__(self):
         if self.attack not in ATTACKS:
@@ -87,6 +91,12 @@ class AttackSettings:
             raise JaxRobustError(f"--query-budget must be at least 1 (model evaluations per example), got {self.query_budget}")
         if self.query_budget is not None and self.attack == "ascc":
             raise JaxRobustError("--query-budget counts model evaluations; the ascc attack searches by gradient steps (use --ascc-steps)")
+        if (self.attack == "bertattack") != bool(self.mlm):
+            raise JaxRobustError("--attack bertattack needs --mlm REF (a masked LM such as bert-base-uncased)" if self.mlm == ""
+                                 else f"--mlm is BERT-Attack's masked LM, not {self.attack}'s")
+        if self.mlm:
+            assets.check_ref(self.mlm)
+            self.synonyms = "mlm:" + self.mlm  # the candidate source, for the report and its name
         if self.split not in SPLITS:
             raise JaxRobustError(f"--split must be one of {', '.join(SPLITS)}, got {self.split!r}")
         if self.lm_filter and self.attack != "genetic":
@@ -346,6 +356,7 @@ def run_attack(target: Target, settings: AttackSettings, table, out_dir: Path, p
     check_output_dir(out_dir, REPORT_FILES)  # never replaces a user's files: fails before the attack
     indices = sample_indices(len(split), settings.n, settings.seed)
     examples = [split[i] for i in indices]
+    candidates_of = bert_attack.MaskedLMCandidates(load_masked_lm(settings.mlm)) if settings.attack == "bertattack" else table.candidates
     # The model programs compile in the background while the validity models load (module warmup).
     lengths = [e.length for e in encode(target.tokenizer, examples, target.victim.max_length)]
     warmups = [warmup.start_victim(target.victim, target.params, lengths, settings.batch_size, gradient=settings.attack == "gradient")]
@@ -355,7 +366,7 @@ def run_attack(target: Target, settings: AttackSettings, table, out_dir: Path, p
     load_validity_models(settings)  # the tagger and WordNet (nltk): while both compile
     lm_stats = language_model.FilterStats()
     records, seconds = attack_examples(
-        target.victim, target.params, target.tokenizer, examples, indices, table.candidates, settings, progress, warmups, lm_stats,
+        target.victim, target.params, target.tokenizer, examples, indices, candidates_of, settings, progress, warmups, lm_stats,
     )
     lm = lm_stats.summary(_language_model(settings.lm_filter, settings.batch_size)) if settings.lm_filter else None
     return write_results(
