@@ -3,7 +3,8 @@
 One generic jitted train step over a loss ``(model, batch, rng, config) -> (loss, metrics)`` (see
 ``jaxrobust.objectives``), data-parallel over a ``('data',)`` mesh of all devices: parameters and
 optimizer state replicated, batches sharded along their first axis. Dev is evaluated every epoch
-(or every ``eval_every_steps``); the best-on-dev model is the one evaluated on test.
+(or every ``eval_every_steps``); the best-on-dev model (``select_on``: accuracy or loss) is the one
+evaluated on test.
 
 A run killed at any point and started again with the same command resumes from its last checkpoint
 and ends with bitwise-identical parameters and metrics: the data order depends only on
@@ -78,6 +79,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.weight_decay = 0.01  # AdamW weight decay (not on biases and LayerNorm scales)
     c.grad_clip = 1.0  # global gradient-norm clip
     c.eval_every_steps = 0  # 0: at the end of every epoch
+    c.select_on = "accuracy"  # the model kept: the highest dev accuracy, or the lowest dev loss (loss: Hugging Face Trainer's default)
     c.checkpoint_every_steps = 100  # training checkpoints (also at every epoch end and the last step)
     c.keep_checkpoints = 2  # training checkpoints kept: a corrupt newest one falls back to the one before
     c.log_every_steps = 10  # steps between records in metrics.jsonl
@@ -488,7 +490,7 @@ def train_and_evaluate(
     checkpoints = Checkpoints(workdir / "checkpoints", keep=config.keep_checkpoints)
     best_checkpoint = Checkpoints(workdir / "best", keep=1)
     log = MetricsLog(workdir / "metrics.jsonl")
-    progress = dict(best_dev_accuracy=-1.0, best_step=0, train_seconds=0.0, steady_seconds=0.0, steady_examples=0)
+    progress = dict(best_dev_accuracy=-1.0, best_dev_score=None, best_step=0, train_seconds=0.0, steady_seconds=0.0, steady_examples=0)
     start, progress = _resume(checkpoints, {"model": trained, "optimizer": optimizer}, progress)
     if start:
         print(f"resuming {workdir} from step {start}", file=sys.stderr)
@@ -525,8 +527,10 @@ def train_and_evaluate(
             dev = evaluate(model, prepared.splits["dev"], config, pad_id, num_labels, place)
             log.write(done, **{f"dev_{k}": v for k, v in dev.items()})
             bar.write(f"step {done}: dev accuracy {dev['accuracy']:.4f}, macro-F1 {dev['macro_f1']:.4f}, loss {dev['loss']:.4f}")
-            if dev["accuracy"] > progress["best_dev_accuracy"]:
-                progress.update(best_dev_accuracy=dev["accuracy"], best_step=done)
+            score = dev["accuracy"] if config.select_on == "accuracy" else -dev["loss"]
+            best = progress.get("best_dev_score", progress["best_dev_accuracy"])  # (a run saved before select_on)
+            if best is None or score > best:
+                progress.update(best_dev_score=score, best_dev_accuracy=dev["accuracy"], best_step=done)
                 best_checkpoint.save(done, {"model": model}, {"step": done, "dev": dev})
         if done % config.checkpoint_every_steps == 0 or done % steps_per_epoch == 0 or done == total_steps:
             checkpoints.save(done, {"model": trained, "optimizer": optimizer}, progress)

@@ -25,10 +25,11 @@ EXPECTED = {
     "polarity": {"neg": 750, "pos": 750},
     "vader_tweets": {"negative": 1299, "positive": 2897},  # 4,200 less 4 rated exactly 0
     "vader_amazon": {"negative": 1480, "positive": 2120},  # 3,708 less 98 rated exactly 0 and 10 repeats
+    "vader_nyt": {"negative": 2704, "positive": 2180},  # 5,190 less 244 rated exactly 0 and 62 repeats
     "bbc_news": {"business": 503, "entertainment": 369, "politics": 403, "sports": 503, "tech": 347},
     "hoc_party": {"Conservative": 437, "Labour": 393},  # of 1,000 speeches, 160 by other parties
 }
-DUPLICATES = {"rotten_tomatoes": 56, "polarity": 0, "vader_tweets": 0, "vader_amazon": 10, "bbc_news": 100, "hoc_party": 10}
+DUPLICATES = {"rotten_tomatoes": 56, "polarity": 0, "vader_tweets": 0, "vader_amazon": 10, "vader_nyt": 62, "bbc_news": 100, "hoc_party": 10}
 
 # sha256 of the test split ("label<TAB>text" lines), first 16 hex digits. The split must never
 # change between runs or machines: reported results are only comparable on the same test set. If
@@ -39,6 +40,7 @@ TEST_SPLIT_DIGEST = {
     "polarity": "b6407477b31cf05b",
     "vader_tweets": "a80d59aacfa01527",
     "vader_amazon": "7ef27c8286d0041c",
+    "vader_nyt": "90970f37d21dd247",
     "bbc_news": "6ea30622f46924d3",
     "hoc_party": "7066534b394223f6",
 }

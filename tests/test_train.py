@@ -47,6 +47,19 @@ def test_loss_decreases_and_results_are_written(tiny_ft_run):
     assert results["train_step_compilations"] == 2 and results["total_steps"] > 10
 
 
+@pytest.mark.parametrize("select_on", ["accuracy", "loss"])
+def test_the_kept_model_is_the_best_on_dev(tiny_config, tmp_path, select_on):
+    """The model evaluated (and kept) is the one of the evaluation with the best dev accuracy (the
+    first of equals) or the lowest dev loss."""
+    tiny_config.select_on, tiny_config.eval_every_steps, tiny_config.epochs = select_on, 3, 3
+    results = train_and_evaluate(tiny_config, tmp_path / "run")
+    dev = [r for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) if "dev_loss" in r]
+    key = (lambda r: -r["dev_accuracy"]) if select_on == "accuracy" else (lambda r: r["dev_loss"])
+    best = min(dev, key=key)
+    assert results["best_step"] == best["step"] and results["dev_accuracy"] == pytest.approx(best["dev_accuracy"])
+    assert len({r["dev_loss"] for r in dev}) == len(dev) > 2
+
+
 class _StepClock:
     """Stands in for ``time`` in jaxrobust.train: every timed step lasts exactly one second."""
 
@@ -149,6 +162,7 @@ def test_unknown_task_and_override_key(tiny_config, tmp_path):
         ("infobert.adv_lr", 0.0, "--config.infobert.adv_lr must be a number in \\(0, inf\\)"),
         ("infobert.ch", 0.4, "--config.infobert.ch must be a number in \\[0.5, 1\\], got 0.4"),
         ("infobert.critic_hidden", 0, "--config.infobert.critic_hidden must be a positive integer"),
+        ("select_on", "f1", "--config.select_on must be accuracy or loss, got 'f1'"),
     ],
 )
 def test_a_rejected_config_leaves_nothing_behind(tiny_config, tmp_path, key, value, message):

@@ -89,6 +89,7 @@ def _vader_task(name: str, filename: str, what: str) -> Task:
 
 _vader_task("vader_tweets", "tweets_GroundTruth.txt", "tweets")
 _vader_task("vader_amazon", "amazonReviewSnippets_GroundTruth.txt", "Amazon review snippets")
+_vader_task("vader_nyt", "nytEditorialSnippets_GroundTruth.txt", "New York Times editorial snippets")
 
 BBC_CATEGORIES = ("business", "entertainment", "politics", "sports", "tech")
 
