@@ -63,9 +63,16 @@ def _study(config, workdir) -> int:
     from pathlib import Path
 
     from jaxrobust.study import run_study
+    from jaxrobust.transfer import is_transfer, run_transfer
     from jaxrobust.tuning import is_tuning, run_tuning
 
     workdir = Path(workdir)
+    if is_transfer(config):
+        found = run_transfer(config, workdir)
+        print((workdir / "summary.md").read_text())
+        print(f"{len(found['missing'])} missing cells; rows: {workdir / 'transfer.csv'}; heatmaps: {workdir}/heatmap_*.png; "
+              f"forgetting: {workdir / 'forgetting.md'}")
+        return 0
     if is_tuning(config):
         table = run_tuning(config, workdir)
         print((workdir / "tuning_table.md").read_text())

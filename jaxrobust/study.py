@@ -129,6 +129,13 @@ class Cell:
     label: str  # for messages, e.g. "rift seed 0"
     config: ml_collections.ConfigDict
     ledger: Path | None
+    # What the ledger keys the cell by, when the run config holds something of this machine (a path
+    # to another run it starts from): the config with that replaced by a portable name.
+    identity: dict | None = None
+
+    @property
+    def key(self) -> dict:
+        return self.identity if self.identity is not None else json.loads(self.config.to_json())
 
 
 def finished_run(wanted, places) -> Path | None:
@@ -171,7 +178,7 @@ def fill_cell(cell: Cell, settings: list[AttackSettings], own_run: Path, found: 
             continue
         print(f"study: {s.attack} attack on {cell.label}" + (f" ({s.split} split)" if s.split != "test" else ""))
         target = target or load_target(str(run))
-        run_attack(target, s, _synonyms(s.synonyms, s.k, s.min_cos), out)
+        run_attack(target, s, None if s.mlm else _synonyms(s.synonyms, s.k, s.min_cos), out)  # BERT-Attack: its masked LM's
         record(cell, run, settings)
 
 
@@ -185,7 +192,7 @@ def read_entry(cell: Cell) -> dict | None:
     entry = json.loads(cell.ledger.read_text())
     # A cell of another run config, or of the same config on a split that has since changed, is stale
     # (a cell recorded before a setting existed ran with its default).
-    fresh = with_defaults(entry["config"]) == json.loads(cell.config.to_json()) and entry.get("split") == split_digest(cell.config)
+    fresh = with_defaults(entry["config"]) == cell.key and entry.get("split") == split_digest(cell.config)
     return entry if fresh else None
 
 
@@ -196,13 +203,14 @@ def cell_entry(cell: Cell, run: Path | None, settings: list[AttackSettings]) -> 
     if run is None:
         return entry
     results = json.loads((run / "results.json").read_text())
-    entry = entry or {"config": json.loads(cell.config.to_json()), "split": results["split_digest"], "attacks": {}}
+    entry = entry or {"config": cell.key, "split": results["split_digest"], "attacks": {}}
     entry["test_accuracy"] = results["test_accuracy"]
     for s in settings:  # only the study's own attacks: the run may hold others, run by hand
         report = report_dir(run, s)
         if (report / "results.json").is_file():
             summary, clean, robust = _outcomes(report)
-            entry["attacks"][report.name] = {"summary": summary, "clean_correct": sorted(clean), "robust": sorted(robust)}
+            entry["attacks"][report.name] = {"summary": summary, "clean_correct": sorted(clean), "robust": sorted(robust),
+                                             "metrics": classification_metrics(list(_records(report).values()))}
     return entry
 
 
@@ -292,6 +300,26 @@ def collect(config, workdir: Path) -> tuple[dict, list[str]]:
                     missing.append(f"{method} seed {seed}: {attack} attack")
             cells.setdefault(method, {})[seed] = cell
     return cells, missing
+
+
+def classification_metrics(records: list[dict]) -> dict:
+    """Precision, recall and F1 of an attacked sample before and after the attack (the positive class,
+    1, for two classes; the macro mean over classes otherwise), and the mean confidence |p_1 − 0.5| on
+    the clean texts. After the attack a success predicts what its perturbed text is classified as; every
+    other example keeps its clean prediction."""
+    labels = np.array([r["label"] for r in records])
+    before = np.array([int(np.argmax(r["original_probs"])) for r in records])
+    after = np.array([int(np.argmax(r["perturbed_probs"])) if r["success"] else b for r, b in zip(records, before)])
+    classes = len(records[0]["original_probs"])
+    out = {"confidence": float(np.mean([abs(r["original_probs"][min(1, classes - 1)] - 0.5) for r in records]))}
+    for name, pred in (("before", before), ("after", after)):
+        ps, rs, fs = [], [], []
+        for c in ([1] if classes == 2 else range(classes)):
+            tp = np.sum((pred == c) & (labels == c))
+            p, r = tp / max(np.sum(pred == c), 1), tp / max(np.sum(labels == c), 1)
+            ps.append(p), rs.append(r), fs.append(2 * p * r / (p + r) if p + r else 0.0)
+        out.update({f"precision_{name}": float(np.mean(ps)), f"recall_{name}": float(np.mean(rs)), f"f1_{name}": float(np.mean(fs))})
+    return out
 
 
 def _robust(record: dict) -> bool:

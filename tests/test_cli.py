@@ -84,3 +84,11 @@ def test_rift_bert_without_the_hub_names_rift_minilm_in_one_line(tmp_path):
     assert proc.stderr.count("\n") == 1
     assert proc.stderr.startswith("error: this experiment needs the Hugging Face hub; without it run `make experiment EXP=rift_minilm`")
     assert not (tmp_path / "run").exists()  # nothing half-written
+
+
+def test_transfer_mbib_without_the_hub_names_transfer_study_in_one_line(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    proc = _cli("experiment", "--config", "transfer_mbib", "--workdir", tmp_path / "run", env=env)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("error: this study needs the Hugging Face hub; without it run `make experiment EXP=transfer_study`")
+    assert not (tmp_path / "run").exists()  # nothing half-written

@@ -6,37 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import TINY, WORDS, _write_tokenizer
+from conftest import MLM_VOCAB as VOCAB
 from jaxrobust.errors import JaxRobustError
 from jaxrobust.models.masked_lm import load_masked_lm
-
-
-VOCAB = 5 + len(WORDS)  # [CLS] [PAD] [SEP] [UNK] [MASK] and the words
-
-
-@pytest.fixture(scope="module")
-def tiny_mlm_dir(tmp_path_factory):
-    """``make(family) -> (directory, torch *ForMaskedLM in eval mode)``."""
-    import torch
-    from transformers import BertConfig, BertForMaskedLM, RobertaConfig, RobertaForMaskedLM
-
-    made = {}
-
-    def make(family: str):
-        if family not in made:
-            torch.manual_seed(0)
-            config_cls, model_cls = {"bert": (BertConfig, BertForMaskedLM), "roberta": (RobertaConfig, RobertaForMaskedLM)}[family]
-            # The vocabulary of conftest's tokenizer: every prediction is a token it can spell.
-            model = model_cls(config_cls(**{**TINY, "vocab_size": VOCAB})).eval()
-            with torch.no_grad():  # a head bias that is not zero, so that a head that ignored it fails
-                model.get_output_embeddings().bias.normal_(0, 0.5)
-            directory = tmp_path_factory.mktemp(f"tiny-mlm-{family}")
-            model.save_pretrained(str(directory))
-            _write_tokenizer(directory)
-            made[family] = (directory, model)
-        return made[family]
-
-    return make
 
 
 @pytest.mark.parametrize("family", ["bert", "roberta"])

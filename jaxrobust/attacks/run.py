@@ -350,7 +350,8 @@ def fit_to_split(settings: AttackSettings, n_split: int) -> AttackSettings:
 
 def run_attack(target: Target, settings: AttackSettings, table, out_dir: Path, progress: bool = True) -> dict:
     """Attack a seeded sample of ``target``'s test (or dev: ``settings.split``) split with candidates
-    from ``table`` (a :class:`~jaxrobust.attacks.synonyms.CandidateTable`); write the report into ``out_dir``."""
+    from ``table`` (a :class:`~jaxrobust.attacks.synonyms.CandidateTable`; None for BERT-Attack, whose
+    candidates are its masked LM's); write the report into ``out_dir``."""
     split = target.splits[settings.split]
     settings = fit_to_split(settings, len(split))
     check_output_dir(out_dir, REPORT_FILES)  # never replaces a user's files: fails before the attack
