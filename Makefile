@@ -24,9 +24,10 @@ test: install
 	$(PY) -m pytest -q -n 2
 
 # Runs experiments/$(EXP).py into runs/$(EXP)/ (resumed if interrupted; assets fetched on first use).
+# EXP=NAME:ARG passes ARG to the config (EXP=transfer_study:small runs into runs/transfer_study-small/).
 # ARGS passes more flags, e.g. ARGS="--overwrite --config.seed=1".
 experiment: install
-	$(PY) -m jaxrobust experiment --config experiments/$(EXP).py --workdir runs/$(EXP) $(ARGS)
+	$(PY) -m jaxrobust experiment --config $(EXP) --workdir runs/$(subst :,-,$(EXP)) $(ARGS)
 
 # Benchmarks; figures go to bench/results/ (JSON + markdown). Reuses runs/finetune_minilm_rt if done.
 # The attack benchmark builds TextAttack's own venv in the cache on first use (about 4 minutes).

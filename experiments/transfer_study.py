@@ -14,7 +14,12 @@ loss); the source stage on at most 2,000 source examples (2 epochs; about 4 minu
 20 for the base-sized models on 2 cores), reused for every target; both arms attacked on the same
 300 seeded test sentences by the A2T-like gradient attack and TextFooler, each with a query budget
 of 80 and 20 % of the words. BERT-Attack needs a masked-LM head, which no registry bundle has: it is
-in transfer_mbib only.
+in transfer_mbib only. AdamW lr 1e-4 for every stage, batch 16, weight decay 0.02: the MiniLM
+baseline on rotten_tomatoes (200 examples, 4 epochs), scored on its 100 dev sentences, reached
+59 % at 5e-5 (the commonest class: the 52 steps were too few), 73 % at 1e-4, 75 % at 2e-4 and 66 %
+at 5e-4; 1e-4 is kept rather than 2e-4 for the base-sized models, which take larger steps per
+update. A run that still never learns (clean accuracy within 2 points of the commonest class) is
+listed apart and left out of the deltas.
 
 Command:  make experiment EXP=transfer_study        (fills over sittings through the committed ledger
           results/transfer_study/cells; a finished cell is never recomputed)
@@ -35,7 +40,8 @@ def get_config(arg=None):
     c.models.update(minilm="bundle:minilm-l6", mpnet="bundle:mpnet-base", smollm2="bundle:smollm2-135m")
     c.model_names = ("minilm", "mpnet", "smollm2")
     c.seeds = (0, 1, 2)
-    c.training.update(lr=5e-5, batch_size=16, weight_decay=0.02, max_length=64, buckets=(32, 64), select_on="loss")
+    # lr 1e-4 (docstring): at the paper's 2e-5, and at 5e-5, 52 steps on 200 examples leave MiniLM at the commonest class.
+    c.training.update(lr=1e-4, batch_size=16, weight_decay=0.02, max_length=64, buckets=(32, 64), select_on="loss")
     c.machine = "2-core x86-64 CPU build machine (no GPU)"
     c.ledger = "results/transfer_study/cells"
     if arg == "small":

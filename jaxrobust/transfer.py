@@ -277,7 +277,11 @@ def _add_source_accuracy(cell: Cell, run: Path, source: str, settings: list[Atta
 
 # --- the tables -----------------------------------------------------------------------------------
 
-COLUMNS = ("model", "source", "target", "seed", "arm", "attack", "clean_accuracy", "accuracy_under_attack", "attack_success_rate",
+# A classifier whose clean accuracy on the attacked sample is within this of always answering the
+# sample's commonest class has not learned the task: no attack can flip it, so it would read as robust.
+COLLAPSE_MARGIN = 0.02
+
+COLUMNS = ("model", "source", "target", "seed", "arm", "attack", "collapsed", "clean_accuracy", "accuracy_under_attack", "attack_success_rate",
            "mean_queries", "query_budget_exhausted_n", "precision_before", "recall_before", "f1_before", "precision_after",
            "recall_after", "f1_after", "confidence", "source_accuracy_before", "source_accuracy_after")
 
@@ -293,6 +297,7 @@ def rows(config, workdir: Path) -> tuple[list[dict], list[str]]:
     """The long-format rows of every finished cell, and the names of the missing ones."""
     settings = {a: attack_settings(config, a) for a in config.attacks}
     out, missing = [], []
+    majority = {slug(t): _majority_rate(config, t) for t in config.tasks}
 
     def add(model, source, target, seed, arm, entry, before=None):
         for attack, s in settings.items():
@@ -303,6 +308,7 @@ def rows(config, workdir: Path) -> tuple[list[dict], list[str]]:
             summary = got["summary"]
             out.append({
                 "model": model, "source": source, "target": target, "seed": seed, "arm": arm, "attack": attack,
+                "collapsed": summary["clean_accuracy"] <= majority[target] + COLLAPSE_MARGIN,
                 **{k: summary.get(k) for k in ("clean_accuracy", "accuracy_under_attack", "attack_success_rate", "mean_queries",
                                                "query_budget_exhausted_n")},
                 **got.get("metrics", {}),
@@ -323,12 +329,24 @@ def rows(config, workdir: Path) -> tuple[list[dict], list[str]]:
     return out, missing
 
 
+def _majority_rate(config, task: str) -> float:
+    """The share of the commonest label in the attacked sample of ``task``'s test split."""
+    from jaxrobust.attacks.run import sample_indices
+    from jaxrobust.data.tasks import get_task
+
+    test = get_task(task).load().test
+    labels = [test[i].label for i in sample_indices(len(test), min(config.n_examples, len(test)), config.attack_seed)]
+    return max(labels.count(c) for c in set(labels)) / len(labels)
+
+
 def deltas(table: list[dict], model: str, key: str, attack: str) -> dict[tuple[str, str], list[float]]:
-    """``{(source, target): [transfer − baseline of key, per seed with both arms]}`` for one model and attack."""
-    base = {(r["target"], r["seed"]): r[key] for r in table if r["model"] == model and r["arm"] == "baseline" and r["attack"] == attack}
+    """``{(source, target): [transfer − baseline of key, per seed with both arms learned]}`` for one
+    model and attack (a pair of a seed where either arm collapsed is left out)."""
+    base = {(r["target"], r["seed"]): r[key] for r in table
+            if r["model"] == model and r["arm"] == "baseline" and r["attack"] == attack and not r["collapsed"]}
     out: dict[tuple[str, str], list[float]] = {}
     for r in table:
-        if r["model"] == model and r["arm"] == "transfer" and r["attack"] == attack and (r["target"], r["seed"]) in base:
+        if r["model"] == model and r["arm"] == "transfer" and r["attack"] == attack and (r["target"], r["seed"]) in base and not r["collapsed"]:
             out.setdefault((r["source"], r["target"]), []).append(r[key] - base[r["target"], r["seed"]])
     return out
 
@@ -411,6 +429,11 @@ def summary_markdown(config, table: list[dict], missing: list[str]) -> str:
                   "Mean Δ of accuracy under attack per model and attack, smallest model first: "
                   + "; ".join(f"{m} " + ", ".join(f"{a} {100 * np.mean([np.mean(v) for v in deltas(table, m, 'accuracy_under_attack', a).values()] or [np.nan]):+.1f}"
                                                     for a in config.attacks) for m in ranked) + "."]
+    collapsed = sorted({f"{r['model']} {r['arm']} {r['source']}>{r['target']} seed {r['seed']}" if r["arm"] == "transfer"
+                        else f"{r['model']} baseline {r['target']} seed {r['seed']}" for r in table if r["collapsed"]})
+    if collapsed:
+        lines += ["", f"Left out, runs that never learned (clean accuracy within {100 * COLLAPSE_MARGIN:.0f} points of always answering "
+                  "the commonest class, which no attack can flip): " + "; ".join(collapsed) + "."]
     lines += ["", "The paper (Turbal et al. 2024) finds that transfer improves standard metrics but often increases "
               "vulnerability, and that larger models are more resilient; the lines above are what this run measured.",
               "", "Missing cells: " + ("; ".join(missing) if missing else "none") + "."]

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import NEGATIVE, POSITIVE
+from conftest import ATTACK_SENTENCES, NEGATIVE, POSITIVE
 from jaxrobust.configs import load_config
 from jaxrobust.errors import JaxRobustError
 from jaxrobust.transfer import check_transfer_config, run_transfer, transfer_config
@@ -25,15 +25,15 @@ def _task(folder, name: str, rows: list[tuple[str, str]]) -> str:
 def tiny_transfer(tiny_model_dir, tmp_path):
     """Two tiny sentiment tasks, the second with its own label names (bad/good), and the tiny BERT."""
     model, _ = tiny_model_dir("bert", num_labels=2)
-    a = _task(tmp_path, "alpha", [(t, "pos") for t in POSITIVE[::2]] + [(t, "neg") for t in NEGATIVE[::2]])
-    b = _task(tmp_path, "beta", [(t, "good") for t in POSITIVE[1::2]] + [(t, "bad") for t in NEGATIVE[1::2]])
+    a = _task(tmp_path, "alpha", [(t, "pos") for t in POSITIVE] + [(t, "neg") for t in NEGATIVE])
+    b = _task(tmp_path, "beta", [(t, "good" if label == "pos" else "bad") for t, label in ATTACK_SENTENCES])
     c = transfer_config()
     c.tasks = (a, b)
     c.label_map.beta = "bad=neg,good=pos"
     c.models.tiny = str(model)
     c.model_names, c.seeds = ("tiny",), (0,)
     c.source_train, c.target_train, c.eval_subset = 0, 0, 0
-    c.source_epochs, c.target_epochs = 3, 3
+    c.source_epochs, c.target_epochs = 6, 6
     c.training.update(lr=1e-2, batch_size=8, eval_batch_size=16, max_length=16, buckets=(16,), warmup_ratio=0.0)
     c.n_examples, c.budget, c.query_budget = 20, 0.5, 30
     c.ledger, c.machine = str(tmp_path / "ledger"), "test"
@@ -62,6 +62,7 @@ def test_transfer_study_protocol_rows_and_ledger(tiny_transfer, tmp_path):
 
     rows = found["rows"]
     assert found["missing"] == [] and len(rows) == 8  # (2 baselines + 2 transfers) x 2 attacks
+    assert not any(r["collapsed"] for r in rows)  # every arm learned: the deltas below are all there
     for r in rows:
         run = runs / (f"baseline-{r['target']}-s0" if r["arm"] == "baseline" else f"transfer-{r['source']}-{r['target']}-s0")
         (report,) = [p for p in (run / "attacks").iterdir() if p.name.startswith(r["attack"] + "-")]
@@ -143,7 +144,7 @@ def test_transfer_mbib_pipeline_on_tiny_files(tiny_model_dir, tiny_mlm_dir, tmp_
     c.models = {"bert": str(tiny_model_dir("bert", num_labels=2)[0])}
     c.model_names, c.seeds, c.mlm = ("bert",), (1,), str(tiny_mlm_dir("bert")[0])
     c.training.update(lr=1e-2, max_length=16, buckets=(16,), eval_batch_size=16)
-    c.source_epochs, c.target_epochs, c.n_examples, c.budget = 2, 2, 20, 0.5
+    c.source_epochs, c.target_epochs, c.n_examples, c.budget = 4, 4, 20, 0.5
     c.ledger = str(tmp_path / "ledger")
     found = run_transfer(c, tmp_path / "study")
     assert found["missing"] == []
@@ -152,3 +153,14 @@ def test_transfer_mbib_pipeline_on_tiny_files(tiny_model_dir, tiny_mlm_dir, tmp_
     reports = list((tmp_path / "study" / "runs" / "bert").glob("*/attacks/bertattack-*"))
     assert len(reports) == 2 and all("-q80-" in p.name for p in reports)
     assert all(r["mean_queries"] is None or r["mean_queries"] <= 80 for r in found["rows"])
+
+
+def test_a_run_that_never_learned_is_left_out_of_the_deltas():
+    from jaxrobust.transfer import deltas
+
+    row = lambda arm, source, seed, clean, attacked, collapsed=False: {
+        "model": "m", "arm": arm, "source": source, "target": "t", "seed": seed, "attack": "gradient",
+        "clean_accuracy": clean, "accuracy_under_attack": attacked, "collapsed": collapsed}
+    table = [row("baseline", "none", 0, 0.8, 0.5), row("baseline", "none", 1, 0.55, 0.55, collapsed=True),
+             row("transfer", "s", 0, 0.85, 0.4), row("transfer", "s", 1, 0.8, 0.3), row("transfer", "u", 0, 0.55, 0.55, collapsed=True)]
+    assert deltas(table, "m", "accuracy_under_attack", "gradient") == {("s", "t"): [pytest.approx(-0.1)]}
