@@ -64,6 +64,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.dev_file = ""  # csv:/jsonl: tasks: a file of dev examples ("" cuts dev from the task's file)
     c.test_file = ""  # csv:/jsonl: tasks: a file of test examples ("" cuts test from the task's file)
     c.model = "bundle:minilm-l6"  # the pretrained model: a Hugging Face directory, bundle:ID, hub id or a run
+    c.dtype = "float32"  # what the model computes in: float32 or bfloat16 (softmax and norms stay float32)
+    c.param_dtype = "float32"  # what its parameters are held in: float32 (a bfloat16 checkpoint is cast up) or bfloat16
     c.objective = "ft"  # the training loss: ft, adv, freelb, ascc, rift or infobert
     c.seed = 0  # head initialisation, data order and dropout
     c.max_length = 64  # tokens per text; longer texts are cut
@@ -191,7 +193,8 @@ def prepare(config: ml_collections.ConfigDict, pretrained: bool = True) -> Prepa
     try:
         task = task_of(config)
         splits = task.load()
-        classifier = load_classifier(config.model, task.num_labels, seed=config.seed, weights=pretrained)
+        classifier = load_classifier(config.model, task.num_labels, seed=config.seed, weights=pretrained,
+                                     dtype=config.dtype, param_dtype=config.param_dtype)
     except HubUnreachable as e:
         if not config.offline_alternative:
             raise

@@ -50,6 +50,10 @@ def check_train_config(config, devices: int) -> None:
     _at_least_zero_int(config, "train_subset", "all examples")
     _at_least_zero_int(config, "eval_subset", "all examples")
     _at_least_zero_int(config, "eval_every_steps", "every epoch")
+    from jaxrobust.models.config import DTYPES
+
+    for key in ("dtype", "param_dtype"):
+        _require(config[key] in DTYPES, f"--config.{key} must be one of {', '.join(DTYPES)}, got {config[key]!r}")
     _require(config.select_on in ("accuracy", "loss"), f"--config.select_on must be accuracy or loss, got {config.select_on!r}")
     for key in ("batch_size", "eval_batch_size"):
         _require(config[key] % devices == 0, f"--config.{key}={config[key]} is not a multiple of the {devices} devices")

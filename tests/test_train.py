@@ -163,6 +163,7 @@ def test_unknown_task_and_override_key(tiny_config, tmp_path):
         ("infobert.ch", 0.4, "--config.infobert.ch must be a number in \\[0.5, 1\\], got 0.4"),
         ("infobert.critic_hidden", 0, "--config.infobert.critic_hidden must be a positive integer"),
         ("select_on", "f1", "--config.select_on must be accuracy or loss, got 'f1'"),
+        ("dtype", "float16", "--config.dtype must be one of float32, bfloat16, got 'float16'"),
     ],
 )
 def test_a_rejected_config_leaves_nothing_behind(tiny_config, tmp_path, key, value, message):

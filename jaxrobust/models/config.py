@@ -66,6 +66,8 @@ class EncoderConfig:
     classifier_dropout: float
     pad_token_id: int
     num_labels: int
+    dtype: str = "float32"  # what the layers compute in (softmax and norms: float32 always)
+    param_dtype: str = "float32"  # what the parameters are stored in (a checkpoint is cast to it)
 
     @property
     def family(self) -> dict[str, Any]:
@@ -127,3 +129,14 @@ def hf_num_labels(hf_config: dict[str, Any]) -> int:
     """The number of labels transformers reads from a ``config.json``: its ``id2label`` if any, else
     ``num_labels``, else 2."""
     return len(hf_config["id2label"]) if hf_config.get("id2label") else hf_config.get("num_labels", 2)
+
+
+DTYPES = ("float32", "bfloat16")
+
+
+def with_dtypes(cfg, dtype: str = "float32", param_dtype: str = "float32"):
+    """``cfg`` (an encoder or decoder config) computing in ``dtype`` with parameters in ``param_dtype``."""
+    for name, value in (("dtype", dtype), ("param_dtype", param_dtype)):
+        if value not in DTYPES:
+            raise JaxRobustError(f"{name} must be one of {', '.join(DTYPES)}, got {value!r}")
+    return dataclasses.replace(cfg, dtype=dtype, param_dtype=param_dtype)

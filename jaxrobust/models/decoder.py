@@ -35,7 +35,7 @@ from flax import nnx
 
 from jaxrobust.errors import JaxRobustError
 from jaxrobust.models.decoder_config import DecoderConfig, llama3_inv_freq
-from jaxrobust.models.encoder import ClassifierOutput
+from jaxrobust.models.encoder import ClassifierOutput, dtypes
 
 _ACT = {
     "gelu": functools.partial(jax.nn.gelu, approximate=False),
@@ -48,27 +48,27 @@ _ACT = {
 _INIT = nnx.initializers.normal(0.02)  # transformers' initializer_range default
 
 
-def _linear(n_in: int, n_out: int, bias: bool, rngs: nnx.Rngs) -> nnx.Linear:
-    return nnx.Linear(n_in, n_out, use_bias=bias, kernel_init=_INIT, rngs=rngs)
+def _linear(cfg: DecoderConfig, n_in: int, n_out: int, bias: bool, rngs: nnx.Rngs) -> nnx.Linear:
+    return nnx.Linear(n_in, n_out, use_bias=bias, kernel_init=_INIT, rngs=rngs, **dtypes(cfg))
 
 
 class RMSNorm(nnx.Module):
     """``x / sqrt(mean(x^2) + eps) * (offset + scale)``, computed in float32 (Gemma: offset 1, the
     weight stored as its difference from 1)."""
 
-    def __init__(self, size: int, eps: float, offset: float = 0.0):
-        self.scale, self.eps, self.offset = nnx.Param(jnp.full(size, 1.0 - offset, jnp.float32)), eps, offset
+    def __init__(self, size: int, eps: float, offset: float = 0.0, param_dtype=jnp.float32):
+        self.scale, self.eps, self.offset = nnx.Param(jnp.full(size, 1.0 - offset, param_dtype)), eps, offset
 
     def __call__(self, x: jax.Array) -> jax.Array:
         y = x.astype(jnp.float32)
         y = y * jax.lax.rsqrt(jnp.mean(y * y, axis=-1, keepdims=True) + self.eps)
-        return (y * (self.offset + self.scale[...])).astype(x.dtype)
+        return (y * (self.offset + self.scale[...].astype(jnp.float32))).astype(x.dtype)
 
 
 def _norm(cfg: DecoderConfig, rngs: nnx.Rngs, size: int | None = None) -> nnx.Module:
     if cfg.norm == "rms":
-        return RMSNorm(size or cfg.hidden_size, cfg.norm_eps, cfg.norm_offset)
-    return nnx.LayerNorm(size or cfg.hidden_size, epsilon=cfg.norm_eps, rngs=rngs)
+        return RMSNorm(size or cfg.hidden_size, cfg.norm_eps, cfg.norm_offset, jnp.dtype(cfg.param_dtype))
+    return nnx.LayerNorm(size or cfg.hidden_size, epsilon=cfg.norm_eps, rngs=rngs, **dtypes(cfg))
 
 
 def _softcap(x: jax.Array, cap: float | None) -> jax.Array:
@@ -103,10 +103,10 @@ class Attention(nnx.Module):
     def __init__(self, cfg: DecoderConfig, window: int | None, rngs: nnx.Rngs):
         self.cfg, self.window = cfg, window
         h, n, g, d = cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
-        self.query = _linear(h, n * d, cfg.qkv_bias, rngs)
-        self.key = _linear(h, g * d, cfg.qkv_bias, rngs)
-        self.value = _linear(h, g * d, cfg.qkv_bias, rngs)
-        self.output = _linear(n * d, h, cfg.out_bias, rngs)
+        self.query = _linear(cfg, h, n * d, cfg.qkv_bias, rngs)
+        self.key = _linear(cfg, h, g * d, cfg.qkv_bias, rngs)
+        self.value = _linear(cfg, h, g * d, cfg.qkv_bias, rngs)
+        self.output = _linear(cfg, n * d, h, cfg.out_bias, rngs)
         self.q_norm = _norm(cfg, rngs, d) if cfg.qk_norm else None
         self.k_norm = _norm(cfg, rngs, d) if cfg.qk_norm else None
         self.dropout = nnx.Dropout(cfg.attention_dropout, rngs=rngs)
@@ -125,7 +125,7 @@ class Attention(nnx.Module):
         group = cfg.num_heads // cfg.num_kv_heads
         q = q.reshape(b, length, cfg.num_kv_heads, group, cfg.head_dim)
         scale = np.float32(cfg.head_dim**-0.5 if cfg.attn_scale is None else cfg.attn_scale)
-        scores = _softcap(jnp.einsum("bqgmd,bkgd->bgmqk", q, k) * scale, cfg.attn_softcap)
+        scores = _softcap(jnp.einsum("bqgmd,bkgd->bgmqk", q, k).astype(jnp.float32) * scale, cfg.attn_softcap)
         pos = np.arange(length)
         allowed = pos[None, :] <= pos[:, None]  # [q, k]: causal
         if self.window is not None:
@@ -141,9 +141,9 @@ class MLP(nnx.Module):
     def __init__(self, cfg: DecoderConfig, rngs: nnx.Rngs):
         h, i, bias = cfg.hidden_size, cfg.intermediate_size, cfg.mlp_bias
         self.gated = cfg.mlp == "gated"
-        self.gate = _linear(h, i, bias, rngs) if self.gated else None
-        self.up = _linear(h, i, bias, rngs)  # GPT-2's c_fc
-        self.down = _linear(i, h, bias, rngs)  # GPT-2's c_proj
+        self.gate = _linear(cfg, h, i, bias, rngs) if self.gated else None
+        self.up = _linear(cfg, h, i, bias, rngs)  # GPT-2's c_fc
+        self.down = _linear(cfg, i, h, bias, rngs)  # GPT-2's c_proj
         self.act = _ACT[cfg.act]
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -183,15 +183,15 @@ untied one only ``with_lm_head``: a classifier has no use for its ``[H, V]`` mat
 
     def __init__(self, cfg: DecoderConfig, *, rngs: nnx.Rngs, with_lm_head: bool = True):
         self.cfg = cfg
-        self.embed = nnx.Embed(cfg.vocab_size, cfg.hidden_size, embedding_init=_INIT, rngs=rngs)
-        self.position = (nnx.Embed(cfg.max_position_embeddings, cfg.hidden_size, embedding_init=_INIT, rngs=rngs)
+        self.embed = nnx.Embed(cfg.vocab_size, cfg.hidden_size, embedding_init=_INIT, rngs=rngs, **dtypes(cfg))
+        self.position = (nnx.Embed(cfg.max_position_embeddings, cfg.hidden_size, embedding_init=_INIT, rngs=rngs, **dtypes(cfg))
                          if cfg.positions == "learned" else None)
         self.embed_dropout = nnx.Dropout(cfg.embed_dropout, rngs=rngs)
         self.layers = nnx.List([Block(cfg, w, rngs) for w in cfg.layer_windows])
         self.final_norm = _norm(cfg, rngs)
         untied = with_lm_head and not cfg.tie_word_embeddings
-        self.lm_head = None if not untied else _linear(cfg.hidden_size, cfg.vocab_size, cfg.lm_head_bias, rngs)
-        self.head = _linear(cfg.hidden_size, cfg.num_labels, False, rngs)  # transformers' ``score``
+        self.lm_head = None if not untied else _linear(cfg, cfg.hidden_size, cfg.vocab_size, cfg.lm_head_bias, rngs)
+        self.head = _linear(cfg, cfg.hidden_size, cfg.num_labels, False, rngs)  # transformers' ``score``
 
     def embed_words(self, input_ids: jax.Array) -> jax.Array:
         """``[...]`` ids -> ``[..., H]`` word embeddings (Gemma's scaled, as its embedding layer
@@ -201,18 +201,18 @@ untied one only ``with_lm_head``: a classifier has no use for its ``[H, V]`` mat
     @property
     def word_embeddings(self) -> jax.Array:
         """The input embedding matrix ``[V, H]``, scaled as :meth:`embed_words` returns its rows."""
-        table = self.embed.embedding[...]
+        table = self.embed.embedding[...].astype(self.cfg.dtype)
         return table if self.cfg.embed_scale == 1.0 else table * jnp.asarray(self.cfg.embed_scale, table.dtype)
 
     def lm_logits(self, hidden: jax.Array) -> jax.Array:
         """``[B, L, V]`` next-token logits of final hidden states ``[B, L, H]``."""
         if self.cfg.tie_word_embeddings:
-            logits = hidden @ self.embed.embedding[...].T  # the unscaled table
+            logits = hidden @ self.embed.embedding[...].astype(hidden.dtype).T  # the unscaled table
         elif self.lm_head is None:
             raise JaxRobustError("this model has no causal-LM head (load it with lm_head=True, from a causal-LM checkpoint)")
         else:
             logits = self.lm_head(hidden)
-        return _softcap(logits, self.cfg.final_softcap)
+        return _softcap(logits.astype(jnp.float32), self.cfg.final_softcap)
 
     def __call__(
         self,
@@ -246,4 +246,4 @@ untied one only ``with_lm_head``: a classifier has no use for its ``[H, V]`` mat
         last = jnp.maximum(attention_mask.astype(jnp.int32).sum(-1) - 1, 0)  # right padding: the last real token
         pooled = x[jnp.arange(x.shape[0]), last]
         # hidden_states: the embedding output and every layer's output (before the final norm).
-        return ClassifierOutput(self.head(pooled), pooled, x, tuple(states) if output_hidden_states else None)
+        return ClassifierOutput(self.head(pooled).astype(jnp.float32), pooled, x, tuple(states) if output_hidden_states else None)

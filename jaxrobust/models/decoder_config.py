@@ -99,6 +99,8 @@ class DecoderConfig:
     residual_dropout: float = 0.0
     pad_token_id: int | None = None
     num_labels: int = 2
+    dtype: str = "float32"  # what the layers compute in (softmax and norms: float32 always)
+    param_dtype: str = "float32"  # what the parameters are stored in (a checkpoint is cast to it)
 
     @classmethod
     def from_hf(cls, hf_config: dict[str, Any], num_labels: int | None = None) -> "DecoderConfig":

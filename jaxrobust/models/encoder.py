@@ -43,13 +43,18 @@ class ClassifierOutput(NamedTuple):
     hidden_states: tuple[jax.Array, ...] | None  # embedding output + every layer, each [B, L, H]
 
 
+def dtypes(cfg) -> dict:
+    """The ``dtype`` / ``param_dtype`` keywords of flax layers for a model config."""
+    return {"dtype": jnp.dtype(cfg.dtype), "param_dtype": jnp.dtype(cfg.param_dtype)}
+
+
 def _dense(cfg: EncoderConfig, n_in: int, n_out: int, rngs: nnx.Rngs) -> nnx.Linear:
     init = nnx.initializers.normal(0.02)  # Hugging Face's initializer_range default
-    return nnx.Linear(n_in, n_out, kernel_init=init, rngs=rngs)
+    return nnx.Linear(n_in, n_out, kernel_init=init, rngs=rngs, **dtypes(cfg))
 
 
 def _layer_norm(cfg: EncoderConfig, rngs: nnx.Rngs) -> nnx.LayerNorm:
-    return nnx.LayerNorm(cfg.hidden_size, epsilon=cfg.layer_norm_eps, rngs=rngs)
+    return nnx.LayerNorm(cfg.hidden_size, epsilon=cfg.layer_norm_eps, rngs=rngs, **dtypes(cfg))
 
 
 def relative_position_buckets(length: int, num_buckets: int = 32, max_distance: int = 128) -> np.ndarray:
@@ -74,10 +79,10 @@ class Embeddings(nnx.Module):
     def __init__(self, cfg: EncoderConfig, rngs: nnx.Rngs):
         self.cfg = cfg
         init = nnx.initializers.normal(0.02)
-        self.word = nnx.Embed(cfg.vocab_size, cfg.hidden_size, embedding_init=init, rngs=rngs)
-        self.position = nnx.Embed(cfg.max_position_embeddings, cfg.hidden_size, embedding_init=init, rngs=rngs)
+        self.word = nnx.Embed(cfg.vocab_size, cfg.hidden_size, embedding_init=init, rngs=rngs, **dtypes(cfg))
+        self.position = nnx.Embed(cfg.max_position_embeddings, cfg.hidden_size, embedding_init=init, rngs=rngs, **dtypes(cfg))
         self.token_type = (
-            nnx.Embed(cfg.type_vocab_size, cfg.hidden_size, embedding_init=init, rngs=rngs)
+            nnx.Embed(cfg.type_vocab_size, cfg.hidden_size, embedding_init=init, rngs=rngs, **dtypes(cfg))
             if cfg.type_vocab_size
             else None
         )
@@ -116,8 +121,8 @@ class SelfAttention(nnx.Module):
         b, length, _ = x.shape
         split = lambda t: t.reshape(b, length, self.cfg.num_heads, self.cfg.head_dim)
         q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
-        scores = jnp.einsum("bqnd,bknd->bnqk", q, k) / np.sqrt(self.cfg.head_dim).astype(np.float32)
-        probs = self.dropout(jax.nn.softmax(scores + bias, axis=-1))
+        scores = jnp.einsum("bqnd,bknd->bnqk", q, k).astype(jnp.float32) / np.sqrt(self.cfg.head_dim).astype(np.float32)
+        probs = self.dropout(jax.nn.softmax(scores + bias, axis=-1).astype(v.dtype))
         ctx = jnp.einsum("bnqk,bknd->bqnd", probs, v).reshape(b, length, -1)
         return self.output(ctx)
 
@@ -171,7 +176,8 @@ class SequenceClassifier(nnx.Module):
         self.embeddings = Embeddings(cfg, rngs)
         self.layers = nnx.List([Layer(cfg, rngs) for _ in range(cfg.num_layers)])
         self.relative_bias = (
-            nnx.Embed(cfg.family["relative_buckets"], cfg.num_heads, embedding_init=nnx.initializers.normal(0.02), rngs=rngs)
+            nnx.Embed(cfg.family["relative_buckets"], cfg.num_heads, embedding_init=nnx.initializers.normal(0.02), rngs=rngs,
+                      param_dtype=jnp.dtype(cfg.param_dtype))
             if cfg.family["relative_buckets"]
             else None
         )
@@ -217,4 +223,4 @@ class SequenceClassifier(nnx.Module):
             x = layer(x, bias)
             states.append(x)
         logits, pooled = self.head(x)
-        return ClassifierOutput(logits, pooled, x, tuple(states) if output_hidden_states else None)
+        return ClassifierOutput(logits.astype(jnp.float32), pooled, x, tuple(states) if output_hidden_states else None)

@@ -17,7 +17,7 @@ from flax import nnx
 from jaxrobust import assets
 from jaxrobust.errors import JaxRobustError
 from jaxrobust.models import gguf_import
-from jaxrobust.models.config import EncoderConfig
+from jaxrobust.models.config import EncoderConfig, with_dtypes
 from jaxrobust.models.decoder_config import DecoderConfig
 from jaxrobust.models.registry import FAMILIES, family
 from jaxrobust.models.weight_rules import load_rule_weights, rule_state_dict
@@ -95,7 +95,7 @@ def load_tokenizer(path: Path):
 
 def load_classifier(
     ref: str, num_labels: int | None = None, *, seed: int = 0, tokenizer: bool = True, weights: bool = True, random_head: bool = True,
-    lm_head: bool = False,
+    lm_head: bool = False, dtype: str = "float32", param_dtype: str = "float32",
 ) -> LoadedClassifier:
     """Model + tokenizer + config from a directory, ``bundle:ID`` or hub id.
 
@@ -105,6 +105,8 @@ def load_classifier(
     from its own checkpoint (a training run's). A training run's directory gives its best-on-dev
     classifier. The model is returned in eval mode (dropout off); call ``model.train()`` to train it.
     A decoder's untied causal-LM head is loaded only with ``lm_head`` (for its next-token logits).
+    The model computes in ``dtype`` and holds its parameters in ``param_dtype`` (float32 by default:
+    a bfloat16 checkpoint is cast up unless ``param_dtype="bfloat16"`` keeps it as it is).
 
     The model is built abstractly (``nnx.eval_shape``) and filled with the checkpoint's tensors, so
     nothing is initialised at random that is then overwritten -- except a random head, whose
@@ -115,7 +117,7 @@ def load_classifier(
         return _run_classifier(path, num_labels)
     hf_config = load_hf_config(path)
     fam = family(hf_config.get("model_type"), str(path))
-    cfg = fam.config.from_hf(hf_config, num_labels)
+    cfg = with_dtypes(fam.config.from_hf(hf_config, num_labels), dtype, param_dtype)
     heads = {"with_lm_head": lm_head} if fam.is_decoder else {}
     build = lambda: fam.module(cfg, rngs=nnx.Rngs(params=seed, dropout=seed), **heads)
     model, fresh = nnx.eval_shape(build), []
@@ -186,7 +188,7 @@ def export_classifier(
         architectures=[fam.hf_class],
         id2label={str(i): n for i, n in enumerate(names)},
         label2id={n: i for i, n in enumerate(names)},
-        dtype="float32",
+        dtype=cfg.param_dtype,  # what the tensors written hold
     )
     tokenizer = loaded.tokenizer
     if fam.is_decoder and tokenizer is not None and tokenizer.pad_token is None:

@@ -167,13 +167,14 @@ HEAD_KEYS = ("classifier", "score.", "lm_head.")  # checkpoint keys without the 
 
 def rule_state_dict(model, family, cfg, only: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """The model's parameters under the checkpoint keys of transformers' ``XForSequenceClassification``
-    (``XForCausalLM`` keys for the LM head, if the model has one), float32: the rules run backwards.
+    (``XForCausalLM`` keys for the LM head, if the model has one), in the dtype the model holds them:
+    the rules run backwards.
     ``only``: just the tensors of these NNX paths (e.g. a freshly initialised head).
 
     Every rule's regular expression is a plain key with ``(\\d+)`` for the layer index, so it reads
     as a key template; a parameter no rule writes is an error. ``family``: the model's
     :class:`~.registry.Family`."""
-    params = {path: np.asarray(v, np.float32) for path, v in flat_params(model).items() if only is None or path in only}
+    params = {path: np.asarray(v) for path, v in flat_params(model).items() if only is None or path in only}
     prefix, out, written = family.prefix, {}, set()
     for pattern, targets, transform in family.rules:
         template = pattern.replace(r"(\d+)", "{0}").replace("\\.", ".")
