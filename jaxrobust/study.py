@@ -154,20 +154,13 @@ def finished_run(wanted, places) -> Path | None:
 def fill_cell(cell: Cell, settings: list[AttackSettings], own_run: Path, found: Path | None, train: bool) -> None:
     """Train ``cell`` into ``own_run`` (unless a finished run was ``found``, or ``train`` is off) and run
     every attack of ``settings`` on it that neither the run nor the ledger has; record what finished."""
-    from jaxrobust.train import holds_config, is_stale, train_and_evaluate
-
     ledger = read_entry(cell)
     todo = [s for s in settings if not ledger or s.name not in ledger["attacks"]]
     if not todo:
         return  # the whole cell is in the ledger
     run = found
     if run is None and train:
-        run = own_run
-        print(f"study: training {cell.label} into {run}")
-        # Its own run folder, replaced when it holds another config (the experiment or its defaults
-        # changed) or an old split; a run of this config that was interrupted is resumed.
-        replace = (run / "config.json").is_file() and (is_stale(run, cell.config) or not holds_config(run, cell.config))
-        train_and_evaluate(cell.config, run, overwrite=replace)
+        run = train_into(cell, own_run)
     if run is None:
         return
     record(cell, run, settings)  # the test accuracy, before the first attack
@@ -180,6 +173,18 @@ def fill_cell(cell: Cell, settings: list[AttackSettings], own_run: Path, found: 
         target = target or load_target(str(run))
         run_attack(target, s, None if s.mlm else _synonyms(s.synonyms, s.k, s.min_cos), out)  # BERT-Attack: its masked LM's
         record(cell, run, settings)
+
+
+def train_into(cell: Cell, run: Path) -> Path:
+    """Train ``cell`` into its own run folder ``run``: replaced when it holds another config (the
+    experiment or its defaults changed) or an old split; a run of this config that was interrupted is
+    resumed."""
+    from jaxrobust.train import holds_config, is_stale, train_and_evaluate
+
+    print(f"study: training {cell.label} into {run}")
+    replace = (run / "config.json").is_file() and (is_stale(run, cell.config) or not holds_config(run, cell.config))
+    train_and_evaluate(cell.config, run, overwrite=replace)
+    return run
 
 
 def read_entry(cell: Cell) -> dict | None:

@@ -40,10 +40,10 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
-from jaxrobust.attacks.run import AttackSettings, report_dir
+from jaxrobust.attacks.run import AttackSettings
 from jaxrobust.errors import HubUnreachable, JaxRobustError
 from jaxrobust.io import write_json_atomic, write_text_atomic
-from jaxrobust.study import Cell, cell_entry, fill_cell, finished_run, read_entry, record
+from jaxrobust.study import Cell, cell_entry, fill_cell, finished_run, read_entry, record, train_into
 
 ARMS = ("baseline", "transfer")
 
@@ -225,7 +225,7 @@ def _fill_model_seed(config, workdir: Path, model: str, seed: int, settings: lis
             continue  # everything of this source is in the ledger
         source_run = finished_run(src.config, [src_own])
         if source_run is None and config.train:
-            source_run = _train(src, src_own)
+            source_run = train_into(src, src_own)
         if source_run is None:
             continue
         _add_source_accuracy(src, source_run, source, [])
@@ -235,15 +235,6 @@ def _fill_model_seed(config, workdir: Path, model: str, seed: int, settings: lis
             fill_cell(cell, settings, own_run=own, found=finished_run(cell.config, [own]), train=config.train)
             if (own / "results.json").is_file():
                 _add_source_accuracy(cell, own, source, settings)
-
-
-def _train(cell: Cell, run: Path) -> Path:
-    from jaxrobust.train import holds_config, is_stale, train_and_evaluate
-
-    print(f"transfer: training {cell.label} into {run}")
-    replace = (run / "config.json").is_file() and (is_stale(run, cell.config) or not holds_config(run, cell.config))
-    train_and_evaluate(cell.config, run, overwrite=replace)
-    return run
 
 
 def _complete(cell: Cell, settings: list[AttackSettings]) -> bool:
