@@ -488,9 +488,13 @@ def test_every_experiment_config_loads_with_a_known_objective():
 
     names = sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.py"))
     assert {"rift_minilm", "ft_minilm", "adv_minilm", "freelb_minilm", "ascc_minilm"} <= set(names)
+    from jaxrobust.transfer import check_transfer_config, is_transfer
+
     for name in names:
         config = load_config(name)
-        if "study" in config:  # a study names the experiments it runs
+        if is_transfer(config):  # the transfer study names its tasks and models
+            check_transfer_config(config)
+        elif "study" in config:  # a study names the experiments it runs
             assert all(load_config(e).objective == m for m, e in config.experiments.items())
         else:
             get_objective(config.objective)
