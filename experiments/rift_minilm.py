@@ -8,8 +8,9 @@ Settings: the IMDB loss weights of the reference (w_clean 1, w_kl 10, w_mi 0.1, 
 epoch, so that a run fits in about 30 minutes on 2 cores (measured: 2.6 training examples/s with 3
 ASCC steps, 1.24 with 10; standard fine-tuning 18.0). Model selection on the dev split.
 RIFT's batches are class-balanced (16 + 16), so its epoch drops the surplus of the majority class
-and sees 107 x 32 = 3,424 of the 4,000 sentences (73 batches padded to 32 tokens, 34 to 64); the
-other objectives see all 4,000 in 126 steps (86 and 40).
+and sees 107 x 32 = 3,424 of the 4,000 sentences, each batch drawn at random and padded to its
+longest text's bucket (grouping the batches by length, tried on 2026-12-06, cost RIFT 11 points);
+the other objectives see all 4,000 in 126 steps.
 Learning rate: AdamW 1e-4 for the baselines, 2e-4 for RIFT. At 1e-4 RIFT's training CE was
 still 0.65 at the end of the epoch (ft: about 0.45) and its best dev accuracy came at step 40 of 104
 (seed 0: test accuracy 0.768, PWWS 20.2 % against ft's 13.4 %). The 2e-4 was chosen after that

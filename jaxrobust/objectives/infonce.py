@@ -49,25 +49,20 @@ def balanced_batches(
     """One epoch of class-balanced batches: ``batch_size / num_classes`` examples of each class per
     batch, class ``c`` in rows ``c*n .. (c+1)*n - 1``; each class shuffled by ``seed``; as many
     batches as the rarest class fills (the rest of the epoch is dropped, as in the reference).
+    Batches are padded to the bucket of their longest example; every row is a real example.
 
-    Batches follow the length buckets as unbalanced training does: the examples of the shortest
-    bucket are batched first, padded to that bucket, and what a class has left over joins the next
-    bucket's examples, so a short text is padded to a longer bucket only when the classes cannot be
-    balanced otherwise. Each batch is padded to the bucket of its longest example; every row is a
-    real example."""
+    A batch's texts are drawn at random whatever their length. Grouping them by length bucket (short
+    texts with short ones, which would pad most of rift_minilm's batches to 32 tokens instead of 64)
+    was tried and cost RIFT about 11 points of accuracy: seed 0 at step 40 reached 62.9 % dev
+    accuracy with grouped batches and 74.5 % with these, and ended at 66.3 % test (77.5 % before)."""
     if batch_size % num_classes:
         raise ValueError(f"batch size {batch_size} is not a multiple of the {num_classes} classes")
     n = batch_size // num_classes
     rng = np.random.default_rng(seed)
     by_class = [rng.permutation([i for i, e in enumerate(encoded) if e.label == c]) for c in range(num_classes)]
-    bucket_of = [bucket_for(e.length, buckets) for e in encoded]
-    batches, left = [], [[] for _ in range(num_classes)]
-    for bucket in sorted(buckets):
-        pools = [left[c] + [i for i in by_class[c] if bucket_of[i] == bucket] for c in range(num_classes)]
-        count = min(len(p) for p in pools) // n
-        for b in range(count):
-            index = np.concatenate([p[b * n : (b + 1) * n] for p in pools]).astype(np.int64)
-            length = bucket_for(max(encoded[i].length for i in index), buckets)
-            batches.append(_collate([encoded[i] for i in index], index, batch_size, length, pad_id))
-        left = [p[count * n :] for p in pools]
-    return [batches[i] for i in rng.permutation(len(batches))]
+    batches = []
+    for b in range(min(len(idx) for idx in by_class) // n):
+        index = np.concatenate([idx[b * n : (b + 1) * n] for idx in by_class]).astype(np.int64)
+        length = bucket_for(max(encoded[i].length for i in index), buckets)
+        batches.append(_collate([encoded[i] for i in index], index, batch_size, length, pad_id))
+    return batches
