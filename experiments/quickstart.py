@@ -10,10 +10,10 @@ class-balanced steps of 32 on the same subset, so that the whole quickstart stay
 So few RIFT steps show the pipeline, not RIFT's robustness: the comparison that measures it is
 experiments/robustness_minilm.py.
 Runtime / result (2026-12-06, `fresh-check --experiment` from a clean clone on the 2-core AMD EPYC
-machine, venv installed): 251 s wall; on the 200 sentences FT test 80.0 %, clean 80.0 %, 65.0 %
+machine, venv installed): 264 s wall; on the 200 sentences FT test 80.0 %, clean 80.0 %, 65.0 %
 under the gradient attack with A2T's constraints (wordnet-cf candidates, part of speech, similarity
->= 0.9), 61.5 % under TextFooler; RIFT test 65.8 %, clean 65.0 %, 55.0 %, 53.0 %; on the 114
-sentences both classify correctly 83.3 % vs 85.1 % (gradient) and 81.6 % vs 81.6 % (TextFooler).
+>= 0.9), 61.5 % under TextFooler; RIFT test 70.5 %, clean 72.5 %, 63.0 %, 60.5 %; on the 128
+sentences both classify correctly 84.4 % vs 86.7 % (gradient) and 81.2 % vs 84.4 % (TextFooler).
 The table's caveat says why and where RIFT is measured.
 """
 
