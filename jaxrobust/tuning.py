@@ -3,8 +3,9 @@
 ``run_tuning(config, workdir)`` (``make experiment EXP=tuning_minilm``) trains every setting of every
 method (``config.grid[method]``: the same number of settings for each, each a string of ``KEY=VALUE``
 overrides of the method's experiment) with seed 0 into ``WORKDIR/runs/METHOD-I``, and scores it on a
-seeded sample of the dev split: clean accuracy, and accuracy under the gradient attack. Nothing reads
-the test split.
+seeded sample of the dev split: clean accuracy, and accuracy under the gradient attack. No test
+figure enters the choice (a run still reports its test accuracy, as every run does; nothing is
+attacked on test).
 
 The choice, fixed before any result was seen (:func:`choose`): for each method, the highest dev
 accuracy under the gradient attack among its settings whose clean dev accuracy is within
@@ -171,7 +172,7 @@ def tuning_markdown(table: dict) -> str:
         "",
         f"Machine: {table['machine'] or 'not stated'}. Every setting trained with seed {table['seed']}, scored on the same "
         f"seeded sample of {table['n_examples']} dev sentences: clean accuracy and accuracy under the gradient attack "
-        f"(`{table['attack']}`). No test sentence is read.",
+        f"(`{table['attack']}`). No test figure enters the choice.",
         "",
         f"Choice, fixed before any result: the highest accuracy under attack among the settings whose clean dev accuracy "
         f"is at least the best FT setting's ({'–' if ref is None else f'{100 * ref:.1f}'} %) minus {100 * table['margin']:g} "
