@@ -213,9 +213,7 @@ def cell_entry(cell: Cell, run: Path | None, settings: list[AttackSettings]) -> 
     for s in settings:  # only the study's own attacks: the run may hold others, run by hand
         report = report_dir(run, s)
         if (report / "results.json").is_file():
-            summary, clean, robust = _outcomes(report)
-            entry["attacks"][report.name] = {"summary": summary, "clean_correct": sorted(clean), "robust": sorted(robust),
-                                             "metrics": classification_metrics(list(_records(report).values()))}
+            entry["attacks"][report.name] = _outcomes(report)
     return entry
 
 
@@ -260,11 +258,16 @@ def _records(report: Path) -> dict[int, dict]:
     return {r["index"]: r for r in map(json.loads, (report / "examples.jsonl").read_text().splitlines())}
 
 
-def _outcomes(report: Path) -> tuple[dict, set[int], set[int]]:
-    """An attack report's summary, the sampled examples classified correctly, and those not flipped."""
+def _outcomes(report: Path) -> dict:
+    """An attack report as the ledger keeps it: its summary, the sampled examples classified correctly
+    (``clean_correct``), those not flipped (``robust``) and its :func:`classification_metrics`."""
     records = _records(report)
-    clean = {i for i, r in records.items() if r["reason"] != "misclassified"}
-    return json.loads((report / "results.json").read_text()), clean, {i for i, r in records.items() if _robust(r)}
+    return {
+        "summary": json.loads((report / "results.json").read_text()),
+        "clean_correct": sorted(i for i, r in records.items() if r["reason"] != "misclassified"),
+        "robust": sorted(i for i, r in records.items() if _robust(r)),
+        "metrics": classification_metrics(list(records.values())),
+    }
 
 
 # A run whose test accuracy is within this of the majority-class rate has not learned the task.

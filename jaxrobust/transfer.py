@@ -278,10 +278,8 @@ COLUMNS = ("model", "source", "target", "seed", "arm", "attack", "collapsed", "c
 
 
 def _entry(cell: Cell, run: Path, settings) -> dict | None:
-    entry = cell_entry(cell, run if (run / "results.json").is_file() else None, settings)
-    if entry is not None and cell.ledger is not None and cell.ledger.is_file():
-        entry.setdefault("source_test_accuracy", json.loads(cell.ledger.read_text()).get("source_test_accuracy"))
-    return entry
+    """The cell from its ledger entry (source accuracy included) updated by its finished run, if any."""
+    return cell_entry(cell, run if (run / "results.json").is_file() else None, settings)
 
 
 def rows(config, workdir: Path) -> tuple[list[dict], list[str]]:

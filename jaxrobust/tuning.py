@@ -131,13 +131,18 @@ def scores(config, workdir: Path) -> dict[str, list[dict | None]]:
     return out
 
 
+def qualifies(row: dict, reference: float, margin: float) -> bool:
+    """Whether a setting's clean dev accuracy is within ``margin`` of the best FT setting's (``reference``)."""
+    return row["clean"] >= reference - margin - 1e-12  # (the bound itself qualifies, whatever the rounding)
+
+
 def choose(rows: list[dict | None], reference: float, margin: float) -> int | None:
     """The chosen setting's index among ``rows`` (scores as :func:`scores` gives them): the highest
     accuracy under attack among those with clean accuracy >= ``reference - margin``, else the highest
     clean accuracy; ties go to the earlier setting; None until every setting is scored."""
     if not rows or any(r is None for r in rows):
         return None
-    qualified = [i for i, r in enumerate(rows) if r["clean"] >= reference - margin - 1e-12]
+    qualified = [i for i, r in enumerate(rows) if qualifies(r, reference, margin)]
     if qualified:
         return max(qualified, key=lambda i: (rows[i]["attacked"], -i))
     return max(range(len(rows)), key=lambda i: (rows[i]["clean"], -i))
@@ -151,7 +156,7 @@ def tuning_table(config, found: dict[str, list[dict | None]]) -> dict:
     for method, rows in found.items():
         chosen = None if reference is None else choose(rows, reference, config.margin)
         methods[method] = {"settings": list(config.grid[method]), "scores": rows, "chosen": chosen,
-                           "qualifies": [None if r is None or reference is None else r["clean"] >= reference - config.margin - 1e-12 for r in rows]}
+                           "qualifies": [None if r is None or reference is None else qualifies(r, reference, config.margin) for r in rows]}
     missing = [f"{m} setting {i} ({config.grid[m][i]})" for m, rows in found.items() for i, r in enumerate(rows) if r is None]
     return {
         "machine": config.machine,

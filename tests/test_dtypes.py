@@ -87,7 +87,9 @@ def test_bfloat16_compute_is_close_to_float32(bf16_checkpoint):
     got, want = _logits(bf16), _logits(f32)
     assert got.dtype == np.float32  # logits come out in float32 whatever the compute dtype
     assert not np.array_equal(got, want)  # it did compute in bfloat16
-    np.testing.assert_allclose(got, want, atol=5e-2, rtol=0)
+    # bfloat16 keeps 8 bits of mantissa (relative error 4e-3 an operation): within 2 % of the logits' scale
+    # (the tiny models' logits are about 0.04, so an absolute bound would hold for any output).
+    np.testing.assert_allclose(got, want, atol=0.02 * np.abs(want).max(), rtol=0)
 
 
 def test_export_writes_the_dtype_the_model_holds(bf16_checkpoint, tmp_path):

@@ -279,13 +279,13 @@ class Target:
     task: object
     source: str  # the run directory or model reference
     classifier: object  # the LoadedClassifier (config, tokenizer, model) it came from
-    loaded: dict[str, list[Example]] | None = None  # the whole test and dev splits, when loading the run read them
+    loaded_splits: dict[str, list[Example]] | None = None  # the whole test and dev splits, when loading the run read them
 
     @functools.cached_property
     def splits(self) -> dict[str, list[Example]]:
         """The task's test and dev splits, loaded once."""
-        if self.loaded is not None:
-            return self.loaded
+        if self.loaded_splits is not None:
+            return self.loaded_splits
         splits = self.task.load()
         return {"test": splits.test, "dev": splits.dev}
 
