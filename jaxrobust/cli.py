@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from jaxrobust import frontier
 from jaxrobust.attacks.language_model import DEFAULT_LM, MAX_DROP, WINDOW
 from jaxrobust.attacks.shapes import ROWS
 from jaxrobust.configs import config_reference
@@ -80,7 +81,9 @@ def _study(config, workdir) -> int:
         return 0
     table = run_study(config, workdir)
     print((workdir / "robustness_table.md").read_text())
-    print(f"{len(table['missing'])} missing cells; table: {workdir / 'robustness_table.md'}; plot: {workdir / 'robustness.png'}")
+    print("\n".join(frontier.summary_lines(table["frontier"])) + "\n")
+    print(f"{len(table['missing'])} missing cells; table: {workdir / 'robustness_table.md'}; plot: {workdir / 'robustness.png'}; "
+          f"frontier: {workdir / 'frontier.png'}; summary: {workdir / 'summary.md'}")
     pages = sorted(workdir.glob("runs/*/attacks/*/examples.html"))
     if len(pages) > 8:  # a whole study: where they are, not every one
         print(f"adversarial examples: {len(pages)} pages, {workdir}/runs/*/attacks/*/examples.html")

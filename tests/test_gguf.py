@@ -4,6 +4,8 @@ files fail with one line; the SmolLM2 bundle matches transformers' own loading o
 
 from __future__ import annotations
 
+import os
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -24,6 +26,16 @@ LLAMA_CPP = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weigh
 LAYER = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm", "self_attn.q_proj": "attn_q",
          "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
          "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+
+
+# As llama.cpp's converter writes a Gemma 3: no permutation, RMSNorm scales stored as 1 + w.
+GEMMA3_SETTINGS = dict(vocab_size=V, hidden_size=32, intermediate_size=48, num_hidden_layers=6, num_attention_heads=4,
+                       num_key_value_heads=2, head_dim=8, max_position_embeddings=64, sliding_window=4, rms_norm_eps=1e-6)
+GEMMA3_LAYER = {"input_layernorm": "attn_norm", "post_attention_layernorm": "post_attention_norm",
+                "pre_feedforward_layernorm": "ffn_norm", "post_feedforward_layernorm": "post_ffw_norm",
+                "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm", "self_attn.q_proj": "attn_q",
+                "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+                "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
 
 
 def llama_cpp_permute(w: np.ndarray, heads: int) -> np.ndarray:
@@ -53,6 +65,40 @@ def _write_gguf(model, path) -> None:
             elif module == "self_attn.k_proj":
                 w = llama_cpp_permute(w, c.num_key_value_heads)
             name = f"blk.{i}.{LAYER[module]}.{kind}"
+        else:
+            name = LLAMA_CPP[name]
+        writer.add_tensor(name, w)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def _write_gemma3_gguf(model, path) -> None:
+    c = model.config
+    writer = gguf.GGUFWriter(str(path), "gemma3")
+    writer.add_block_count(c.num_hidden_layers)
+    writer.add_context_length(c.max_position_embeddings)
+    writer.add_embedding_length(c.hidden_size)
+    writer.add_feed_forward_length(c.intermediate_size)
+    writer.add_head_count(c.num_attention_heads)
+    writer.add_head_count_kv(c.num_key_value_heads)
+    writer.add_key_length(c.head_dim)
+    writer.add_value_length(c.head_dim)
+    writer.add_layer_norm_rms_eps(c.rms_norm_eps)
+    writer.add_sliding_window(c.sliding_window)
+    writer.add_rope_freq_base(1e6)  # Gemma 3's global rope base (transformers' default, as in the 270M model)
+    writer.add_vocab_size(c.vocab_size)  # the tiny file has no vocabulary to count
+    for name, tensor in model.state_dict().items():
+        if name == "lm_head.weight":
+            continue  # tied: llama.cpp writes no output.weight
+        w = tensor.numpy().astype(np.float32)
+        if name.endswith("norm.weight"):
+            w = w + 1.0
+        if name.startswith("model.layers."):
+            i, rest = name.removeprefix("model.layers.").split(".", 1)
+            module, kind = rest.rsplit(".", 1)
+            name = f"blk.{i}.{GEMMA3_LAYER[module]}.{kind}"
         else:
             name = LLAMA_CPP[name]
         writer.add_tensor(name, w)
@@ -96,6 +142,28 @@ def test_a_gguf_folder_loads_with_the_logits_of_its_source_model(tiny_gguf):
     assert np.abs(ours - ref)[real].max() < 1e-5
 
 
+def test_a_gemma3_gguf_loads_with_the_logits_of_its_source_model(tmp_path):
+    """Gemma 3 as llama.cpp writes it: norms stored as 1 + w, no row permutation, key_length as the
+    head size; six layers, so the sixth is global and the others slide over 4 tokens."""
+    torch.manual_seed(0)
+    config = transformers.Gemma3TextConfig(**GEMMA3_SETTINGS)
+    model = transformers.Gemma3ForCausalLM._from_config(config, attn_implementation="eager").eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    _write_gemma3_gguf(model, tmp_path / "tiny.gguf")
+    loaded = load_classifier(str(tmp_path), 3, tokenizer=False, lm_head=True)
+    assert loaded.config.num_kv_heads == 2 and loaded.config.tie_word_embeddings
+    ids = np.random.default_rng(0).integers(1, V, (2, 11))
+    mask = np.ones_like(ids)
+    mask[1, 6:] = 0  # right padding
+    with torch.no_grad():
+        ref = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).logits.numpy()
+    out = loaded.model(jnp.asarray(ids), jnp.asarray(mask))
+    ours = np.asarray(loaded.model.lm_logits(out.last_hidden_state))
+    assert np.abs(ours - ref)[mask.astype(bool)].max() < 1e-5
+
+
 def test_bad_gguf_files_fail_with_one_line(tiny_gguf, tmp_path, capsys):
     _, folder = tiny_gguf
     truncated = tmp_path / "cut"
@@ -113,18 +181,67 @@ def test_bad_gguf_files_fail_with_one_line(tiny_gguf, tmp_path, capsys):
     writer.close()
     assert cli.main(["parity", str(other)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [err[0]] and "GGUF architecture 'mamba' is not supported; supported: llama" in err[0]
+    assert err == [err[0]] and "GGUF architecture 'mamba' is not supported; supported: llama, gemma3" in err[0]
     with pytest.raises(JaxRobustError, match="holds no tokenizer"):
         load_classifier(str(folder), 2)  # the tiny file carries no vocabulary
 
 
+def _float64_errors(ref: str) -> tuple[float, float]:
+    """Max |logit - float64 logit| over the parity sentences' real tokens, for our float32 forward and
+    for transformers' float32 loading of the bundle's GGUF file; the float64 one is transformers'."""
+    from transformers import AutoModelForCausalLM
+
+    from jaxrobust.parity import MAX_LENGTH, SENTENCES
+
+    loaded = load_classifier(ref, 2, lm_head=True)
+    g = gguf_import.gguf_file(loaded.path)
+    batch = loaded.tokenizer(SENTENCES, padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="np")
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    real = mask.astype(bool)
+    logits = {}
+    for dtype in (torch.float32, torch.float64):
+        model = AutoModelForCausalLM.from_pretrained(os.fspath(g.parent), gguf_file=g.name, dtype=dtype).eval()
+        with torch.no_grad():
+            logits[dtype] = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).logits.numpy()
+        del model
+    ours = np.asarray(loaded.model.lm_logits(loaded.model(jnp.asarray(ids), jnp.asarray(mask)).last_hidden_state))
+    truth = logits[torch.float64]
+    return float(np.abs(ours - truth)[real].max()), float(np.abs(logits[torch.float32] - truth)[real].max())
+
+
 @pytest.mark.assets
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="measured 1.02e-4: our float32 forward drifts 5x further from a float64 "
-                                       "one than transformers' does (1.8e-4 vs 3.4e-5 on 8 tokens); open in #21")
+@pytest.mark.xfail(strict=True, reason="measured 1.001e-4 on the logits (last hidden state 8.0e-5): the two float32 "
+                                       "forwards are each within 7.2e-5 of a float64 one (ours 6.6e-5), and their "
+                                       "roundings differ; open in #21")
 def test_the_smollm2_bundle_matches_transformers_loading_of_its_gguf():
     """`parity bundle:smollm2-135m`: causal-LM logits of the converted bundle against transformers'
     model and tokenizer read from the GGUF file itself, at the issue's 1e-4."""
     from jaxrobust.parity import TOLERANCE, run_parity
 
     assert run_parity("bundle:smollm2-135m").max_abs_diff <= TOLERANCE
+
+
+@pytest.mark.assets
+@pytest.mark.slow
+def test_our_float32_smollm2_is_about_as_close_to_float64_as_transformers_float32():
+    """Our float32 forward's error against a float64 evaluation is of the size of transformers' own
+    float32 error: measured 8.9e-5 against 7.2e-5 (1.24x; XLA's Eigen dots are a little less accurate
+    than torch's MKL ones). With XLA's YNNPACK dots it was 2.1x (1.5e-4, first four sentences)."""
+    ours, theirs = _float64_errors("bundle:smollm2-135m")
+    assert ours <= 1.5 * theirs
+
+
+@pytest.mark.assets
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("JAXROBUST_ACCEPT_GEMMA3_270M") != "1",
+                    reason="bundle:gemma3-270m is under the Gemma Terms of Use: set JAXROBUST_ACCEPT_GEMMA3_270M=1 to run")
+def test_the_gemma3_bundle_matches_transformers_and_float64():
+    """`parity bundle:gemma3-270m` (tokens equal, logits within 1e-4 of transformers' own loading),
+    and our float32 logits as close to a float64 forward as transformers' float32 ones (measured 5.9e-5
+    against 8.7e-5; the tanh GELU of jax.nn put ours at 1.4e-4)."""
+    from jaxrobust.parity import TOLERANCE, run_parity
+
+    assert run_parity("bundle:gemma3-270m").logits_diff <= TOLERANCE
+    ours, theirs = _float64_errors("bundle:gemma3-270m")
+    assert ours <= theirs

@@ -61,7 +61,7 @@ def test_text_log_probabilities_equal_transformers(lm_dir):
 
 def test_the_filter_keeps_exactly_the_candidates_whose_window_stays_likely(lm_dir, tiny_model_dir):
     """Every (word, candidate) of the prepared examples, its 6-word window scored by transformers:
-    kept exactly when the drop is below the threshold (here the median drop, so both happen); slots
+    kept exactly when the drop is below the threshold (here between the two middle drops, so both happen); slots
     left without a candidate go."""
     from jaxrobust.models.loading import load_tokenizer
 
@@ -78,7 +78,12 @@ def test_the_filter_keeps_exactly_the_candidates_whose_window_stays_likely(lm_di
             for c in ae.candidates[slot]:
                 swapped = ae.text[spans[lo][0]:spans[w][0]] + c + ae.text[spans[w][1]:spans[hi - 1][1]]
                 expected[n, w, c] = float(np.diff(_reference_logprobs(model, tok, [swapped, original]))[0])
-    threshold = float(np.median(list(expected.values())))
+    # Halfway between the two middle drops (a threshold equal to one of them would make the test turn on
+    # float32 rounding); the gap is far wider than the two implementations' 1e-4 agreement.
+    drops = sorted(expected.values())
+    mid = len(drops) // 2
+    threshold = (drops[mid - 1] + drops[mid]) / 2
+    assert drops[mid] - drops[mid - 1] > 1e-3
     stats = FilterStats()
     kept = filter_candidates(LanguageModel(str(directory)), items, window=6, max_drop=threshold, stats=stats)
     got = {(n, w, c) for n, ae in enumerate(kept) for w, cands in zip(ae.slot_words, ae.candidates) for c in cands}

@@ -63,7 +63,14 @@ def test_study_trains_attacks_caches_and_tabulates(tiny_study, tmp_path, capsys)
     test_mean = np.mean([r["test_accuracy"] for r in results])
     assert entry["test_accuracy"]["mean"] == pytest.approx(test_mean)
     assert f"| ft | {100 * test_mean:.1f} ± " in md and "Missing cells: none." in md
-    assert (workdir / "robustness.png").stat().st_size > 0
+    assert (workdir / "robustness.png").stat().st_size > 0 and (workdir / "frontier.png").stat().st_size > 0
+    # Every (seed, attack) cell is a point of its attack's frontier panel, at the report's accuracies.
+    for attack in ("gradient", "genetic"):
+        pts = table["frontier"][attack]["points"]
+        assert sorted((p["clean"], p["attacked"]) for p in pts) == sorted(
+            (c[attack]["clean_accuracy"], c[attack]["accuracy_under_attack"]) for c in cells)
+        assert table["frontier"][attack]["frontier"]
+    assert "Under gradient, the frontier holds ft" in (workdir / "summary.md").read_text()
 
     # A second sitting recomputes nothing; an extra seed without training is listed as missing.
     stamps = {p: p.stat().st_mtime_ns for p in workdir.glob("runs/*/**/results.json")}

@@ -37,10 +37,18 @@ from jaxrobust.errors import JaxRobustError
 from jaxrobust.models.decoder_config import DecoderConfig, llama3_inv_freq
 from jaxrobust.models.encoder import ClassifierOutput, dtypes
 
+def gelu_tanh(x: jax.Array) -> jax.Array:
+    """The tanh approximation of GELU, ``0.5 x (1 + tanh(u))``, written as the equal ``x sigmoid(2u)``:
+    XLA's float32 tanh on CPU is 4 ulp off and put jax.nn.gelu 7.9e-7 from a float64 GELU where
+    torch's is 4.3e-7; this form is 5.1e-7 from it (normal inputs, sd 3)."""
+    u = np.float32(2 * np.sqrt(2 / np.pi)) * (x + np.float32(0.044715) * x**3)
+    return x * jax.nn.sigmoid(u)
+
+
 _ACT = {
     "gelu": functools.partial(jax.nn.gelu, approximate=False),
-    "gelu_new": functools.partial(jax.nn.gelu, approximate=True),
-    "gelu_pytorch_tanh": functools.partial(jax.nn.gelu, approximate=True),
+    "gelu_new": gelu_tanh,
+    "gelu_pytorch_tanh": gelu_tanh,
     "relu": jax.nn.relu,
     "silu": jax.nn.silu,
     "swish": jax.nn.silu,

@@ -12,7 +12,8 @@ rule tables of :mod:`.weight_rules` fill the model unchanged:
 * the tokenizer built by transformers' own GGUF converter (the one ``from_pretrained(...,
   gguf_file=...)`` uses, so the PyTorch reference tokenises identically).
 
-Architectures: ``llama`` (Llama 2/3, SmolLM2, ...). Others are refused by name.
+Architectures: ``llama`` (Llama 2/3, SmolLM2, ...) and ``gemma3`` (Gemma 3 text models). Others are
+refused by name.
 """
 
 from __future__ import annotations
@@ -38,6 +39,18 @@ CONFIG_KEYS = {
         "rope.freq_base": "rope_theta",
         "rope.dimension_count": "head_dim",
     },
+    "gemma3": {
+        "context_length": "max_position_embeddings",
+        "block_count": "num_hidden_layers",
+        "feed_forward_length": "intermediate_size",
+        "embedding_length": "hidden_size",
+        "attention.head_count": "num_attention_heads",
+        "attention.head_count_kv": "num_key_value_heads",
+        "attention.key_length": "head_dim",
+        "attention.layer_norm_rms_epsilon": "rms_norm_eps",
+        "attention.sliding_window": "sliding_window",
+        "rope.freq_base": "rope_theta",
+    },
 }
 
 # llama.cpp tensor name -> Hugging Face name (``\1``: the layer), per architecture.
@@ -56,8 +69,32 @@ TENSOR_NAMES = {
         (r"blk\.(\d+)\.ffn_up\.weight", r"model.layers.\1.mlp.up_proj.weight"),
         (r"blk\.(\d+)\.ffn_down\.weight", r"model.layers.\1.mlp.down_proj.weight"),
     ],
+    "gemma3": [
+        (r"token_embd\.weight", "model.embed_tokens.weight"),
+        (r"output_norm\.weight", "model.norm.weight"),
+        (r"blk\.(\d+)\.attn_norm\.weight", r"model.layers.\1.input_layernorm.weight"),
+        (r"blk\.(\d+)\.post_attention_norm\.weight", r"model.layers.\1.post_attention_layernorm.weight"),
+        (r"blk\.(\d+)\.ffn_norm\.weight", r"model.layers.\1.pre_feedforward_layernorm.weight"),
+        (r"blk\.(\d+)\.post_ffw_norm\.weight", r"model.layers.\1.post_feedforward_layernorm.weight"),
+        (r"blk\.(\d+)\.attn_q_norm\.weight", r"model.layers.\1.self_attn.q_norm.weight"),
+        (r"blk\.(\d+)\.attn_k_norm\.weight", r"model.layers.\1.self_attn.k_norm.weight"),
+        (r"blk\.(\d+)\.attn_q\.weight", r"model.layers.\1.self_attn.q_proj.weight"),
+        (r"blk\.(\d+)\.attn_k\.weight", r"model.layers.\1.self_attn.k_proj.weight"),
+        (r"blk\.(\d+)\.attn_v\.weight", r"model.layers.\1.self_attn.v_proj.weight"),
+        (r"blk\.(\d+)\.attn_output\.weight", r"model.layers.\1.self_attn.o_proj.weight"),
+        (r"blk\.(\d+)\.ffn_gate\.weight", r"model.layers.\1.mlp.gate_proj.weight"),
+        (r"blk\.(\d+)\.ffn_up\.weight", r"model.layers.\1.mlp.up_proj.weight"),
+        (r"blk\.(\d+)\.ffn_down\.weight", r"model.layers.\1.mlp.down_proj.weight"),
+    ],
 }
-HF_MODEL_TYPE = {"llama": "llama"}
+HF_MODEL_TYPE = {"llama": "llama", "gemma3": "gemma3_text"}  # a Gemma 3 GGUF holds the text model only
+HF_ARCHITECTURE = {"llama": "LlamaForCausalLM", "gemma3": "Gemma3ForCausalLM"}
+# llama.cpp interleaves each head's rotary halves in the query and key rows of these architectures
+# only (its converter permutes Llama's checkpoints, not Gemma's).
+PERMUTED_QK = {"llama"}
+# llama.cpp stores Gemma's RMSNorm scale as 1 + w (its kernel multiplies by the weight); Hugging Face
+# keeps w and adds 1 in the layer.
+NORM_PLUS_ONE = {"gemma3"}
 
 
 def gguf_file(path: Path) -> Path | None:
@@ -90,7 +127,7 @@ def read_config(path: Path) -> dict:
     arch = _field(reader, "general.architecture")
     if arch not in CONFIG_KEYS:
         raise JaxRobustError(f"{path}: GGUF architecture {arch!r} is not supported; supported: {', '.join(CONFIG_KEYS)}")
-    config = {"model_type": HF_MODEL_TYPE[arch], "architectures": ["LlamaForCausalLM"]}
+    config = {"model_type": HF_MODEL_TYPE[arch], "architectures": [HF_ARCHITECTURE[arch]]}
     for key, hf_key in CONFIG_KEYS[arch].items():
         value = _field(reader, f"{arch}.{key}")
         if value is not None:
@@ -134,8 +171,10 @@ def read_tensors(path: Path, config: dict) -> dict[str, np.ndarray]:
                                  f"which gguf cannot dequantise here") from None
         w = np.asarray(w, np.float32).reshape(tuple(int(n) for n in reversed(t.shape)))  # GGUF lists dims innermost first
         proj = hf.split(".")[-2]
-        if proj in heads:
+        if arch in PERMUTED_QK and proj in heads:
             w = unpermute(w, heads[proj])
+        if arch in NORM_PLUS_ONE and hf.endswith("norm.weight"):
+            w = w - 1.0
         out[hf] = w
     if unknown:
         raise JaxRobustError(f"{path}: unexpected GGUF tensors {', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}")
