@@ -133,5 +133,4 @@ def check_study_config(config) -> None:
     for key in ("n", "population", "generations"):
         _positive_int(config.genetic, key, "genetic.")
     _in_range(config, "", "budget", 0.0, 1.0, open_low=True)
-    _positive_int(config.synonyms, "k", "synonyms.")
-    _in_range(config.synonyms, "synonyms.", "min_cos", -1.0, 1.0)
+    _check_synonyms(config.synonyms)  # an unknown source or a missing file stops before any training

@@ -97,6 +97,9 @@ CASES: dict[str, tuple[list[str], str]] = {
     "study with an unknown attack": (
         ["experiment", "--config", "robustness_minilm", "--workdir", "{tmp}/run", "--config.attacks=gradient,nope"], r"unknown attack 'nope'"
     ),
+    "study attacks with Jia's table but no path": (
+        ["experiment", "--config", "robustness_minilm_jia", "--workdir", "{tmp}/run"], r"counterfitted:PATH needs a file"
+    ),
     "workdir is a file": (["train", "--config", "{exp}", "--workdir", "{csv}"], r"is a file; give a folder"),
     "workdir is a Hugging Face folder": (
         ["train", "--config", "{exp}", "--workdir", "{tmp}/hf", "--overwrite"], r"holds a config\.json that is not a jaxrobust run"

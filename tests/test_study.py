@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -103,6 +104,20 @@ def test_override_shorthands():
     # A settings group with a source takes a bare string as its source.
     synonyms = load_config("rift_bert", ["--config.synonyms=counterfitted:/data/neighbours.json"]).synonyms
     assert synonyms.source == "counterfitted:/data/neighbours.json" and synonyms.k == 8
+
+
+def test_the_jia_check_attacks_the_main_studys_ft_and_rift_models_with_the_given_table():
+    from jaxrobust.study import attack_settings, run_config
+
+    main = load_config("robustness_minilm")
+    jia = load_config("robustness_minilm_jia", ["--config.synonyms=counterfitted:/data/neighbours.json"])
+    assert jia.methods == ("ft", "rift") and jia.ledger != main.ledger
+    for method in jia.methods:  # the same training runs: found and reused, never retrained
+        assert run_config(jia, method, 1).to_json() == run_config(main, method, 1).to_json()
+    for attack in main.attacks:  # the same attacks on the same sample, only the candidates differ
+        ours, theirs = attack_settings(jia, attack), attack_settings(main, attack)
+        assert ours.synonyms == "counterfitted:/data/neighbours.json" and ours.name != theirs.name
+        assert dataclasses.replace(ours, synonyms=theirs.synonyms) == theirs
 
 
 def test_one_seed_has_no_std():
