@@ -3,7 +3,8 @@
 ``run_tuning(config, workdir)`` (``make experiment EXP=tuning_minilm``) trains every setting of every
 method (``config.grid[method]``: the same number of settings for each, each a string of ``KEY=VALUE``
 overrides of the method's experiment) with seed 0 into ``WORKDIR/runs/METHOD-I``, and scores it on a
-seeded sample of the dev split: clean accuracy, and accuracy under the gradient attack. No test
+seeded sample of the dev split: clean accuracy, and accuracy under each attack of ``config.attacks``
+(the first, the gradient attack, is the one the choice reads; the others are reported). No test
 figure enters the choice (a run still reports its test accuracy, as every run does; nothing is
 attacked on test).
 
@@ -39,7 +40,8 @@ def tuning_config() -> ml_collections.ConfigDict:
     c.methods = ()  # the methods tuned, in table order; "ft" gives the clean-accuracy reference
     c.grid = ml_collections.ConfigDict()  # method -> its settings: strings of space-separated KEY=VALUE overrides
     c.seed = 0  # the training seed of every setting
-    c.n_examples = 500  # seeded sample of the dev split, clean and under the gradient attack
+    c.n_examples = 500  # seeded sample of the dev split, clean and under the attacks
+    c.attacks = ("gradient",)  # the first one is the choice's; the others are reported beside it
     c.attack_seed = 0
     c.budget = 0.2  # share of the words the attack may change
     # The gradient attack's candidates: the robustness study's (the robust objectives' substitution set).
@@ -65,6 +67,11 @@ def check_tuning_config(config) -> None:
     if len(sizes) != 1 or not 0 < sizes.pop() <= 4:
         raise JaxRobustError("every method needs the same number of settings (1 to 4): the same tuning budget; got "
                              + ", ".join(f"{m} {len(config.grid[m])}" for m in config.methods))
+    from jaxrobust.attacks.run import ATTACKS
+
+    bad = [a for a in config.attacks if a not in ATTACKS]
+    if not config.attacks or bad:
+        raise JaxRobustError(f"--config.attacks must name known attacks ({', '.join(ATTACKS)}); got {', '.join(config.attacks) or 'none'}")
     if "ft" not in config.methods:
         raise JaxRobustError("tuning needs the ft method: its best clean dev accuracy is the reference of the choice")
     if config.n_examples < 1 or not 0 < config.budget <= 1 or not 0 <= config.margin < 1:
@@ -79,9 +86,11 @@ def setting_config(config, method: str, setting: str) -> ml_collections.ConfigDi
     return load_config(config.experiments[method], [*setting.split(), f"seed={config.seed}"])
 
 
-def dev_attack(config) -> AttackSettings:
+def dev_attacks(config) -> list[AttackSettings]:
+    """The attacks every setting is scored with on dev, the choice's first."""
     s = config.synonyms
-    return AttackSettings("gradient", s.source, config.n_examples, config.budget, config.attack_seed, k=s.k, min_cos=s.min_cos, split="dev")
+    return [AttackSettings(a, s.source, config.n_examples, config.budget, config.attack_seed, k=s.k, min_cos=s.min_cos, split="dev")
+            for a in config.attacks]
 
 
 def setting_cell(config, method: str, index: int) -> Cell:
@@ -96,11 +105,11 @@ def run_tuning(config, workdir: str | os.PathLike) -> dict:
     check_tuning_config(config)
     workdir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(workdir / "tuning.json", json.loads(config.to_json()))
-    attack = dev_attack(config)
+    attacks = dev_attacks(config)
     for index in range(len(config.grid[config.methods[0]])):
         for method in config.methods:
             cell = setting_cell(config, method, index)
-            fill_cell(cell, [attack], own_run=workdir / "runs" / f"{method}-{index}", found=_find(config, workdir, method, index),
+            fill_cell(cell, attacks, own_run=workdir / "runs" / f"{method}-{index}", found=_find(config, workdir, method, index),
                       train=config.train)
     return write_tuning_table(config, workdir)
 
@@ -113,19 +122,21 @@ def _find(config, workdir: Path, method: str, index: int) -> Path | None:
 
 
 def scores(config, workdir: Path) -> dict[str, list[dict | None]]:
-    """``{method: [{"setting", "clean", "attacked"} or None (not finished), ...]}`` on the dev sample."""
-    attack = dev_attack(config)
+    """``{method: [{"setting", "clean", "attacked", "under"} or None (not every attack finished), ...]}``
+    on the dev sample: ``attacked`` under the choice's attack, ``under`` under each attack by name."""
+    attacks = dev_attacks(config)
     out = {}
     for method in config.methods:
         rows = []
         for index, setting in enumerate(config.grid[method]):
             cell = setting_cell(config, method, index)
-            entry = cell_entry(cell, _find(config, workdir, method, index), [attack])
-            report = (entry or {}).get("attacks", {}).get(attack.name)
-            rows.append(None if report is None else {
+            entry = cell_entry(cell, _find(config, workdir, method, index), attacks)
+            reports = [(entry or {}).get("attacks", {}).get(a.name) for a in attacks]
+            rows.append(None if None in reports else {
                 "setting": setting,
-                "clean": report["summary"]["clean_accuracy"],
-                "attacked": report["summary"]["accuracy_under_attack"],
+                "clean": reports[0]["summary"]["clean_accuracy"],
+                "attacked": reports[0]["summary"]["accuracy_under_attack"],
+                "under": {a.attack: r["summary"]["accuracy_under_attack"] for a, r in zip(attacks, reports)},
             })
         out[method] = rows
     return out
@@ -162,7 +173,8 @@ def tuning_table(config, found: dict[str, list[dict | None]]) -> dict:
         "machine": config.machine,
         "seed": config.seed,
         "n_examples": config.n_examples,
-        "attack": dev_attack(config).name,
+        "attack": dev_attacks(config)[0].name,
+        "attacks": list(config.attacks),
         "margin": config.margin,
         "ft_reference": reference,
         "methods": methods,
@@ -172,27 +184,45 @@ def tuning_table(config, found: dict[str, list[dict | None]]) -> dict:
 
 def tuning_markdown(table: dict) -> str:
     ref = table["ft_reference"]
+    attacks = table.get("attacks", ["gradient"])
     lines = [
         "# Tuning on dev",
         "",
         f"Machine: {table['machine'] or 'not stated'}. Every setting trained with seed {table['seed']}, scored on the same "
-        f"seeded sample of {table['n_examples']} dev sentences: clean accuracy and accuracy under the gradient attack "
-        f"(`{table['attack']}`). No test figure enters the choice.",
+        f"seeded sample of {table['n_examples']} dev sentences: clean accuracy and accuracy under "
+        + ("the gradient attack" if attacks == ["gradient"] else "each attack")
+        + f" (`{table['attack']}`" + ("" if len(attacks) == 1 else " and the same settings for the others") + "). No test figure enters the choice.",
         "",
-        f"Choice, fixed before any result: the highest accuracy under attack among the settings whose clean dev accuracy "
-        f"is at least the best FT setting's ({'–' if ref is None else f'{100 * ref:.1f}'} %) minus {100 * table['margin']:g} "
-        "points; if none qualifies, the highest clean dev accuracy. Chosen settings are marked **bold**.",
+        f"Choice, fixed before any result: the highest accuracy under the {attacks[0]} attack among the settings whose clean dev "
+        f"accuracy is at least the best FT setting's ({'–' if ref is None else f'{100 * ref:.1f}'} %) minus "
+        f"{100 * table['margin']:g} points; if none qualifies, the highest clean dev accuracy. Chosen settings are marked **bold**.",
         "",
-        "| method | setting | clean dev | gradient dev | qualifies |",
-        "|---|---|---|---|---|",
+        "| method | setting | clean dev | " + " | ".join(f"{a} dev" for a in attacks) + " | qualifies |",
+        "|---|---|---|" + "---|" * len(attacks) + "---|",
     ]
     for method, entry in table["methods"].items():
         for i, (setting, row, ok) in enumerate(zip(entry["settings"], entry["scores"], entry["qualifies"])):
             name = f"**{setting}**" if entry["chosen"] == i else setting
-            cells = ["–", "–"] if row is None else [f"{100 * row['clean']:.1f}", f"{100 * row['attacked']:.1f}"]
-            lines.append(f"| {method} | {name} | {cells[0]} | {cells[1]} | {'–' if ok is None else 'yes' if ok else 'no'} |")
+            under = row.get("under", {attacks[0]: row["attacked"]}) if row else {}
+            cells = ["–"] * (1 + len(attacks)) if row is None else [f"{100 * row['clean']:.1f}"] + [f"{100 * under[a]:.1f}" for a in attacks]
+            lines.append(f"| {method} | {name} | " + " | ".join(cells) + f" | {'–' if ok is None else 'yes' if ok else 'no'} |")
+    lines += rift_minus_ft(table)
     lines += ["", "Missing settings: " + ("; ".join(table["missing"]) if table["missing"] else "none") + "."]
     return "\n".join(lines) + "\n"
+
+
+def rift_minus_ft(table: dict) -> list[str]:
+    """The chosen RIFT setting's dev accuracies minus the chosen FT setting's, clean and under each
+    attack (nothing until both are chosen)."""
+    chosen = {m: table["methods"][m]["scores"][table["methods"][m]["chosen"]] for m in ("ft", "rift")
+              if m in table["methods"] and table["methods"][m]["chosen"] is not None}
+    if len(chosen) < 2:
+        return []
+    rift, ft = chosen["rift"], chosen["ft"]
+    under = lambda row: row.get("under", {table.get("attacks", ["gradient"])[0]: row["attacked"]})
+    gaps = [f"clean {100 * (rift['clean'] - ft['clean']):+.1f}"] + [
+        f"{a} {100 * (under(rift)[a] - under(ft)[a]):+.1f}" for a in under(rift)]
+    return ["", "Chosen RIFT minus chosen FT on dev, in points: " + ", ".join(gaps) + "."]
 
 
 def write_tuning_table(config, workdir: Path) -> dict:

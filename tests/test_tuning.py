@@ -57,29 +57,35 @@ def test_first_setting_is_each_experiment_of_today():
 def test_tuning_scores_every_setting_on_dev(tiny_config, tmp_path):
     (tmp_path / "tiny_ft.py").write_text(TINY_EXPERIMENT.format(task=tiny_config.task, model=tiny_config.model))
     c = tuning_config()
-    c.experiments.update(ft=str(tmp_path / "tiny_ft.py"), other=str(tmp_path / "tiny_ft.py"))
-    c.methods = ("ft", "other")
-    c.grid.update(ft=("lr=1e-2", "lr=1e-4"), other=("lr=1e-2", "lr=3e-3"))  # other-0 is ft-0's very config
+    # "rift" is a label here: the tiny FT experiment again, so that the table's RIFT-minus-FT line shows.
+    c.experiments.update(ft=str(tmp_path / "tiny_ft.py"), rift=str(tmp_path / "tiny_ft.py"))
+    c.methods, c.attacks = ("ft", "rift"), ("gradient", "textfooler")
+    c.grid.update(ft=("lr=1e-2", "lr=1e-4"), rift=("lr=1e-2", "lr=3e-3"))  # rift-0 is ft-0's very config
     c.n_examples, c.budget, c.ledger, c.machine = 100, 0.5, str(tmp_path / "ledger"), "test"
     c.synonyms.update(source="wordnet", k=4, min_cos=0.0)
     workdir = tmp_path / "tune"
     table = run_tuning(c, workdir)
-    assert table["missing"] == [] and sorted(p.name for p in (workdir / "runs").iterdir()) == ["ft-0", "ft-1", "other-1"]
-    for method, runs in (("ft", ["ft-0", "ft-1"]), ("other", ["ft-0", "other-1"])):
+    assert table["missing"] == [] and sorted(p.name for p in (workdir / "runs").iterdir()) == ["ft-0", "ft-1", "rift-1"]
+    for method, runs in (("ft", ["ft-0", "ft-1"]), ("rift", ["ft-0", "rift-1"])):
         for row, run in zip(table["methods"][method]["scores"], runs):
-            (report,) = (workdir / "runs" / run / "attacks").iterdir()  # the dev attack, and nothing on test
-            assert report.name.endswith("-dev") and report.name == table["attack"]
-            summary = json.loads((report / "results.json").read_text())
+            gradient, textfooler = sorted((workdir / "runs" / run / "attacks").iterdir())  # the dev attacks, nothing on test
+            assert gradient.name.endswith("-dev") and gradient.name == table["attack"] and textfooler.name.endswith("-dev")
+            summary, other = (json.loads((r / "results.json").read_text()) for r in (gradient, textfooler))
             dev = json.loads((workdir / "runs" / run / "split.json").read_text())["dev"]
-            assert summary["n"] == min(100, dev)
+            assert summary["n"] == other["n"] == min(100, dev)
             assert (row["clean"], row["attacked"]) == (summary["clean_accuracy"], summary["accuracy_under_attack"])
+            assert row["under"] == {"gradient": row["attacked"], "textfooler": other["accuracy_under_attack"]}
     ft = table["methods"]["ft"]["scores"]
     assert table["ft_reference"] == max(r["clean"] for r in ft)
     for method, entry in table["methods"].items():
         assert entry["chosen"] == choose(entry["scores"], table["ft_reference"], c.margin)
     md = (workdir / "tuning_table.md").read_text()
     chosen = table["methods"]["ft"]["settings"][table["methods"]["ft"]["chosen"]]
-    assert f"| ft | **{chosen}** |" in md and "Missing settings: none." in md
+    assert f"| ft | **{chosen}** |" in md and "Missing settings: none." in md and "| textfooler dev |" in md
+    rift, ft = (table["methods"][m]["scores"][table["methods"][m]["chosen"]] for m in ("rift", "ft"))
+    gap = 100 * (rift["under"]["textfooler"] - ft["under"]["textfooler"])
+    assert f"Chosen RIFT minus chosen FT on dev, in points: clean {100 * (rift['clean'] - ft['clean']):+.1f}" in md
+    assert f"textfooler {gap:+.1f}." in md
 
     # The ledger alone gives the same table; nothing is trained again.
     shutil.rmtree(workdir)
