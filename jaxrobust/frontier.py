@@ -70,16 +70,17 @@ def summary_lines(frontier: dict, focus: str = "rift") -> list[str]:
         seeds = {m: len({p.seed for p in pts if p.method == m}) for m in counts}
         held = ", ".join(f"{m} ({n} of {seeds[m]} seeds)" for m, n in sorted(counts.items(), key=lambda kv: -kv[1]))
         line = f"Under {attack}, the frontier holds {held}."
+        name = "RIFT" if focus == "rift" else focus
         mine = [p for p in pts if p.method == focus]
         if mine and focus not in counts:
             best = max(mine, key=lambda p: (p.attacked, p.clean))
             above = [q for q in front if q.clean >= best.clean]
             gap = 100 * (max(q.attacked for q in above) - best.attacked)
-            line += (f" {focus.upper() if focus == 'rift' else focus} is not on it: its most robust model (seed {best.seed}, "
+            line += (f" {name} is not on it: its most robust model (seed {best.seed}, "
                      f"clean {100 * best.clean:.1f}, attacked {100 * best.attacked:.1f}) is {gap:.1f} points under attack "
                      f"below a frontier model at least as accurate clean.")
         elif mine:
-            line += f" {focus.upper() if focus == 'rift' else focus} has {counts[focus]} of its {len({p.seed for p in mine})} seeds on it."
+            line += f" {name} has {counts[focus]} of its {len({p.seed for p in mine})} seeds on it."
         lines.append(line)
     return lines
 
