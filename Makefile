@@ -36,6 +36,7 @@ bench: install
 	$(PY) bench/attack_vs_textattack.py
 	$(PY) bench/sweep_vs_attacks.py
 	$(PY) bench/objectives_step_time.py
+	$(PY) bench/decoder_vs_pytorch.py
 	$(PY) bench/synonym_quality.py
 
 parity: install

@@ -5,16 +5,13 @@ the paths of its plot and of the adversarial examples.
 Command:  make experiment            (= python -m jaxrobust experiment --config experiments/quickstart.py --workdir runs/quickstart)
           one side alone: python -m jaxrobust train --config experiments/quickstart.py:ft --workdir runs/qs_ft
 Hardware: 2-core x86-64 CPU build machine, no GPU.
-Settings: FT fine-tunes on a 1,200-sentence subset for 2 epochs; RIFT (with 1 ASCC step) takes 16
-class-balanced steps of 32 on the same subset, so that the whole quickstart stays under 10 minutes.
-So few RIFT steps show the pipeline, not RIFT's robustness: the comparison that measures it is
-experiments/robustness_minilm.py.
-Runtime / result (2026-12-06, `fresh-check --experiment` from a clean clone on the 2-core AMD EPYC
-machine, venv installed): 264 s wall; on the 200 sentences FT test 80.0 %, clean 80.0 %, 65.0 %
-under the gradient attack with A2T's constraints (wordnet-cf candidates, part of speech, similarity
->= 0.9), 61.5 % under TextFooler; RIFT test 70.5 %, clean 72.5 %, 63.0 %, 60.5 %; on the 128
-sentences both classify correctly 84.4 % vs 86.7 % (gradient) and 81.2 % vs 84.4 % (TextFooler).
-The table's caveat says why and where RIFT is measured.
+Settings, chosen on 200 seeded dev sentences (experiments/tuning_quickstart.py, results/
+tuning_quickstart.md; 2026-12-06, 2-core AMD EPYC): both train on the same 1,200-sentence subset;
+FT for 2 epochs at lr 2e-4 (of lr 1e-4, 5e-5, 2e-4 and 3 epochs); RIFT (1 ASCC step, lr 1e-4) for
+96 class-balanced steps of 32, 3 epochs (of 16, 64, and 96 at lr 1e-4 or 2e-4). On dev the chosen
+RIFT is level with the chosen FT under attack (gradient 66.0 vs 66.0, TextFooler 62.5 vs 62.0) and
+3 points lower clean (77.5 vs 80.5): the goal of RIFT ahead by 8 points under each attack is not
+reached at this size, and the table printed says so, pointing to the study that measures RIFT.
 """
 
 from jaxrobust.errors import JaxRobustError
@@ -30,11 +27,12 @@ def get_config(arg=None):
         c.n_examples = 200
         c.machine = "2-core x86-64 CPU build machine (no GPU)"
         c.caveat = (
-            "This quickstart trains RIFT for 16 steps with 1 ASCC step, to show the pipeline within minutes: too "
-            "little for its regularisers to pay off. The comparison that measures RIFT (FT, RIFT and four baselines x 3 seeds, 4,000 "
-            "training sentences, four attacks) is `make experiment EXP=robustness_minilm`; its committed table, "
-            "results/robustness_minilm.md, has RIFT 3 points ahead of FT under the gradient and TextFooler attacks "
-            "and 10-15 under PWWS and the genetic attack, for 4 points of clean accuracy."
+            "At this size (1,200 training sentences, minutes of CPU) RIFT does not get ahead of FT: with settings chosen "
+            "on 200 dev sentences (results/tuning_quickstart.md) it was level under attack there and 3 points lower "
+            "clean. The comparison that measures RIFT (FT, RIFT and four baselines x 3 seeds, 4,000 training sentences, "
+            "four attacks) is `make experiment EXP=robustness_minilm`; its committed table, results/robustness_minilm.md, "
+            "has RIFT 3 points ahead of FT under the gradient and TextFooler attacks and 10-15 under PWWS and the "
+            "genetic attack, for 4 points of clean accuracy."
         )
         return c
     c = default_config()
@@ -43,15 +41,17 @@ def get_config(arg=None):
     c.train_subset = 1200
     c.eval_subset = 400
     c.epochs = 2
-    c.lr = 1e-4
+    c.lr = 2e-4  # chosen on dev (docstring)
     c.batch_size = 32
     c.max_length = 64
     c.buckets = (32, 64)
     c.checkpoint_every_steps = 25
     if arg == "rift":
         c.objective = "rift"
-        c.max_steps = 16
-        c.eval_every_steps = 8
+        c.lr = 1e-4
+        c.epochs = 3
+        c.max_steps = 96  # RIFT's class-balanced epoch of the subset is 33 steps
+        c.eval_every_steps = 16
         c.ascc.steps = 1
     elif arg != "ft":
         raise JaxRobustError(f"quickstart takes no argument, 'ft' or 'rift'; got {arg!r}")

@@ -92,3 +92,17 @@ def test_tuning_scores_every_setting_on_dev(tiny_config, tmp_path):
     c.train = False
     assert run_tuning(c, workdir)["methods"] == table["methods"]
     assert not (workdir / "runs").exists()
+
+
+@pytest.mark.assets
+def test_the_quickstart_trains_the_settings_its_tuning_chose(tmp_path):
+    """The committed ledger of tuning_quickstart alone (nothing trained) gives a choice for FT and RIFT,
+    and the quickstart's own ft and rift configs are exactly those settings."""
+    from jaxrobust.tuning import setting_config
+
+    c = load_config("tuning_quickstart", ["--config.train=False"])
+    table = run_tuning(c, tmp_path / "tune")
+    assert table["missing"] == []
+    for method in ("ft", "rift"):
+        chosen = c.grid[method][table["methods"][method]["chosen"]]
+        assert setting_config(c, method, chosen).to_json() == load_config(f"quickstart:{method}", ["seed=0"]).to_json()
