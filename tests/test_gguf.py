@@ -43,9 +43,10 @@ def llama_cpp_permute(w: np.ndarray, heads: int) -> np.ndarray:
     return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def _write_gguf(model, path) -> None:
+def _writer(model, path, arch: str, rope_theta: float):
+    """A GGUF writer of architecture ``arch`` holding ``model``'s settings as llama.cpp names them."""
     c = model.config
-    writer = gguf.GGUFWriter(str(path), "llama")
+    writer = gguf.GGUFWriter(str(path), arch)
     writer.add_block_count(c.num_hidden_layers)
     writer.add_context_length(c.max_position_embeddings)
     writer.add_embedding_length(c.hidden_size)
@@ -53,8 +54,21 @@ def _write_gguf(model, path) -> None:
     writer.add_head_count(c.num_attention_heads)
     writer.add_head_count_kv(c.num_key_value_heads)
     writer.add_layer_norm_rms_eps(c.rms_norm_eps)
-    writer.add_rope_freq_base(SETTINGS["rope_theta"])  # transformers 5 keeps it in rope_parameters
-    writer.add_vocab_size(c.vocab_size)
+    writer.add_rope_freq_base(rope_theta)  # transformers 5 keeps it in rope_parameters
+    writer.add_vocab_size(c.vocab_size)  # the tiny files have no vocabulary to count
+    return writer
+
+
+def _close(writer) -> None:
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def _write_gguf(model, path) -> None:
+    c = model.config
+    writer = _writer(model, path, "llama", SETTINGS["rope_theta"])
     for name, tensor in model.state_dict().items():
         w = tensor.numpy().astype(np.float32)
         if name.startswith("model.layers."):
@@ -68,27 +82,15 @@ def _write_gguf(model, path) -> None:
         else:
             name = LLAMA_CPP[name]
         writer.add_tensor(name, w)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    _close(writer)
 
 
 def _write_gemma3_gguf(model, path) -> None:
     c = model.config
-    writer = gguf.GGUFWriter(str(path), "gemma3")
-    writer.add_block_count(c.num_hidden_layers)
-    writer.add_context_length(c.max_position_embeddings)
-    writer.add_embedding_length(c.hidden_size)
-    writer.add_feed_forward_length(c.intermediate_size)
-    writer.add_head_count(c.num_attention_heads)
-    writer.add_head_count_kv(c.num_key_value_heads)
+    writer = _writer(model, path, "gemma3", 1e6)  # Gemma 3's global rope base (transformers' default, as in the 270M model)
     writer.add_key_length(c.head_dim)
     writer.add_value_length(c.head_dim)
-    writer.add_layer_norm_rms_eps(c.rms_norm_eps)
     writer.add_sliding_window(c.sliding_window)
-    writer.add_rope_freq_base(1e6)  # Gemma 3's global rope base (transformers' default, as in the 270M model)
-    writer.add_vocab_size(c.vocab_size)  # the tiny file has no vocabulary to count
     for name, tensor in model.state_dict().items():
         if name == "lm_head.weight":
             continue  # tied: llama.cpp writes no output.weight
@@ -102,10 +104,7 @@ def _write_gemma3_gguf(model, path) -> None:
         else:
             name = LLAMA_CPP[name]
         writer.add_tensor(name, w)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    _close(writer)
 
 
 @pytest.fixture(scope="module")
@@ -127,10 +126,8 @@ def test_permutation_is_undone():
     assert not np.array_equal(llama_cpp_permute(w, 8), w)
 
 
-def test_a_gguf_folder_loads_with_the_logits_of_its_source_model(tiny_gguf):
-    model, folder = tiny_gguf
-    loaded = load_classifier(str(folder), 3, tokenizer=False, lm_head=True)
-    assert loaded.config.num_kv_heads == 2 and not loaded.config.tie_word_embeddings
+def _max_logit_difference(model, loaded) -> float:
+    """Max |causal-LM logit difference| of the source ``model`` and its ``loaded`` GGUF on a right-padded batch."""
     ids = np.random.default_rng(0).integers(1, V, (2, 11))
     mask = np.ones_like(ids)
     mask[1, 6:] = 0  # right padding
@@ -138,8 +135,14 @@ def test_a_gguf_folder_loads_with_the_logits_of_its_source_model(tiny_gguf):
         ref = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).logits.numpy()
     out = loaded.model(jnp.asarray(ids), jnp.asarray(mask))
     ours = np.asarray(loaded.model.lm_logits(out.last_hidden_state))
-    real = mask.astype(bool)
-    assert np.abs(ours - ref)[real].max() < 1e-5
+    return float(np.abs(ours - ref)[mask.astype(bool)].max())
+
+
+def test_a_gguf_folder_loads_with_the_logits_of_its_source_model(tiny_gguf):
+    model, folder = tiny_gguf
+    loaded = load_classifier(str(folder), 3, tokenizer=False, lm_head=True)
+    assert loaded.config.num_kv_heads == 2 and not loaded.config.tie_word_embeddings
+    assert _max_logit_difference(model, loaded) < 1e-5
 
 
 def test_a_gemma3_gguf_loads_with_the_logits_of_its_source_model(tmp_path):
@@ -154,14 +157,7 @@ def test_a_gemma3_gguf_loads_with_the_logits_of_its_source_model(tmp_path):
     _write_gemma3_gguf(model, tmp_path / "tiny.gguf")
     loaded = load_classifier(str(tmp_path), 3, tokenizer=False, lm_head=True)
     assert loaded.config.num_kv_heads == 2 and loaded.config.tie_word_embeddings
-    ids = np.random.default_rng(0).integers(1, V, (2, 11))
-    mask = np.ones_like(ids)
-    mask[1, 6:] = 0  # right padding
-    with torch.no_grad():
-        ref = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).logits.numpy()
-    out = loaded.model(jnp.asarray(ids), jnp.asarray(mask))
-    ours = np.asarray(loaded.model.lm_logits(out.last_hidden_state))
-    assert np.abs(ours - ref)[mask.astype(bool)].max() < 1e-5
+    assert _max_logit_difference(model, loaded) < 1e-5
 
 
 def test_bad_gguf_files_fail_with_one_line(tiny_gguf, tmp_path, capsys):
@@ -175,10 +171,7 @@ def test_bad_gguf_files_fail_with_one_line(tiny_gguf, tmp_path, capsys):
     other.mkdir()
     writer = gguf.GGUFWriter(str(other / "m.gguf"), "mamba")
     writer.add_tensor("token_embd.weight", np.zeros((4, 4), np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    _close(writer)
     assert cli.main(["parity", str(other)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [err[0]] and "GGUF architecture 'mamba' is not supported; supported: llama, gemma3" in err[0]
