@@ -184,7 +184,7 @@ def tuning_table(config, found: dict[str, list[dict | None]]) -> dict:
 
 def tuning_markdown(table: dict) -> str:
     ref = table["ft_reference"]
-    attacks = table.get("attacks", ["gradient"])
+    attacks = table["attacks"]
     lines = [
         "# Tuning on dev",
         "",
@@ -203,8 +203,7 @@ def tuning_markdown(table: dict) -> str:
     for method, entry in table["methods"].items():
         for i, (setting, row, ok) in enumerate(zip(entry["settings"], entry["scores"], entry["qualifies"])):
             name = f"**{setting}**" if entry["chosen"] == i else setting
-            under = row.get("under", {attacks[0]: row["attacked"]}) if row else {}
-            cells = ["–"] * (1 + len(attacks)) if row is None else [f"{100 * row['clean']:.1f}"] + [f"{100 * under[a]:.1f}" for a in attacks]
+            cells = ["–"] * (1 + len(attacks)) if row is None else [f"{100 * row['clean']:.1f}"] + [f"{100 * row['under'][a]:.1f}" for a in attacks]
             lines.append(f"| {method} | {name} | " + " | ".join(cells) + f" | {'–' if ok is None else 'yes' if ok else 'no'} |")
     lines += rift_minus_ft(table)
     lines += ["", "Missing settings: " + ("; ".join(table["missing"]) if table["missing"] else "none") + "."]
@@ -219,9 +218,8 @@ def rift_minus_ft(table: dict) -> list[str]:
     if len(chosen) < 2:
         return []
     rift, ft = chosen["rift"], chosen["ft"]
-    under = lambda row: row.get("under", {table.get("attacks", ["gradient"])[0]: row["attacked"]})
     gaps = [f"clean {100 * (rift['clean'] - ft['clean']):+.1f}"] + [
-        f"{a} {100 * (under(rift)[a] - under(ft)[a]):+.1f}" for a in under(rift)]
+        f"{a} {100 * (rift['under'][a] - ft['under'][a]):+.1f}" for a in table["attacks"]]
     return ["", "Chosen RIFT minus chosen FT on dev, in points: " + ", ".join(gaps) + "."]
 
 
