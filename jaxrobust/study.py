@@ -72,6 +72,8 @@ def study_config() -> ml_collections.ConfigDict:
     # table needs), so a table filled over several sittings survives the loss of runs/; "" = nowhere.
     c.ledger = ""
     c.machine = ""  # what the table says it was measured on
+    c.title = "Robustness study"  # the table's heading
+    c.row_name = "method"  # what the table's rows are (``methods`` names them): training methods, or models
     # Said under the table when RIFT is not ahead of FT under every attack (why this study cannot
     # show it, and where to look instead); "" = nothing.
     c.caveat = ""
@@ -213,6 +215,10 @@ def cell_entry(cell: Cell, run: Path | None, settings: list[AttackSettings]) -> 
     results = json.loads((run / "results.json").read_text())
     entry = entry or {"config": cell.key, "split": results["split_digest"], "attacks": {}}
     entry["test_accuracy"] = results["test_accuracy"]
+    # Absent from runs trained before they were recorded.
+    for key in ("examples_per_second", "parameters"):
+        if results.get(key) is not None:
+            entry[key] = results[key]
     for s in settings:  # only the study's own attacks: the run may hold others, run by hand
         report = report_dir(run, s)
         if (report / "results.json").is_file():
@@ -302,7 +308,8 @@ def collect(config, workdir: Path) -> tuple[dict, list[str]]:
             if entry is None:
                 missing.append(f"{method} seed {seed}: training run")
                 continue
-            cell = {"test_accuracy": entry["test_accuracy"], "majority_rate": majority_rate(config, method, seed), "attacks": {}}
+            cell = {"test_accuracy": entry["test_accuracy"], "majority_rate": majority_rate(config, method, seed), "attacks": {},
+                    "examples_per_second": entry.get("examples_per_second"), "parameters": entry.get("parameters")}
             for attack in config.attacks:
                 recorded = entry["attacks"].get(attack_settings(config, attack).name)
                 if recorded:
@@ -359,6 +366,12 @@ def summarize_cells(config, cells: dict) -> dict:
             continue
         clean = [a for a in (_clean_accuracy(c, config.n_examples) for c in seeds.values()) if a is not None]
         entry = {"test_accuracy": _stats([c["test_accuracy"] for c in seeds.values()]), "attacks": {}}
+        speeds = [c["examples_per_second"] for c in seeds.values() if c.get("examples_per_second") is not None]
+        if speeds:  # training examples/s after compilation, as each run measured it
+            entry["train_examples_per_second"] = _stats(speeds)
+        sizes = {c["parameters"] for c in seeds.values() if c.get("parameters") is not None}
+        if sizes:
+            entry["parameters"] = max(sizes)
         if clean:
             entry["clean_accuracy"] = _stats(clean)
         for attack in config.attacks:
@@ -381,6 +394,8 @@ def summarize_cells(config, cells: dict) -> dict:
         methods[method] = entry
     return {
         "machine": config.machine,
+        "title": config.title,
+        "row_name": config.row_name,
         "n_examples": config.n_examples,
         "settings": {
             "attacks": list(config.attacks), "budget": config.budget,
@@ -414,8 +429,9 @@ def table_markdown(table: dict, missing: list[str]) -> str:
     attacks = table["settings"]["attacks"]
     s, g = table["settings"], table["settings"]["genetic"]
     syn = s["synonyms"]
+    row = table.get("row_name", "method")
     lines = [
-        "# Robustness study",
+        f"# {table.get('title', 'Robustness study')}",
         "",
         f"Machine: {table['machine'] or 'not stated'}. Accuracy in %, mean ± std over seeds (number of seeds).",
         f"Attacks on the same seeded sample of {table['n_examples']} test examples (seed {s['attack_seed']}), "
@@ -426,14 +442,18 @@ def table_markdown(table: dict, missing: list[str]) -> str:
         "",
         "Constraints of each attack's recipe: " + ", ".join(f"{a} {s['constraints'][a]}" for a in attacks) + ".",
         "",
-        "Test: accuracy on the whole test split; clean: on the attacked sample; sim: mean sentence-encoder "
-        "similarity of the successful adversarial examples to their originals (all-MiniLM-L6-v2, mean over seeds).",
+        "Params: the classifier's parameters; train ex/s: training examples per second after compilation, as "
+        "the run measured it (mean over seeds); test: accuracy on the whole test split; clean: on the attacked "
+        "sample; sim: mean sentence-encoder similarity of the successful adversarial examples to their "
+        "originals (all-MiniLM-L6-v2, mean over seeds).",
         "",
-        "| method | test | clean | " + " | ".join(f"{a} | sim" for a in attacks) + " |",
-        "|---|---|---|" + "---|---|" * len(attacks),
+        f"| {row} | params | train ex/s | test | clean | " + " | ".join(f"{a} | sim" for a in attacks) + " |",
+        "|---|---|---|---|---|" + "---|---|" * len(attacks),
     ]
     for method, entry in table["methods"].items():
-        cells = [_fmt(entry.get(k)) for k in ("test_accuracy", "clean_accuracy")]
+        speed = entry.get("train_examples_per_second")
+        cells = [f"{entry['parameters'] / 1e6:.1f}M" if entry.get("parameters") else "–", f"{speed['mean']:.1f}" if speed else "–"]
+        cells += [_fmt(entry.get(k)) for k in ("test_accuracy", "clean_accuracy")]
         for a in attacks:
             got = entry["attacks"].get(a, {})
             sim = got.get("similarity_mean")
@@ -444,7 +464,7 @@ def table_markdown(table: dict, missing: list[str]) -> str:
         "",
         "On the intersection of the examples every model classifies correctly (clean accuracy 100 % there):",
         "",
-        "| method | " + " | ".join(f"{a} (n={table['intersection_n_examples'][a]})" for a in attacks) + " |",
+        f"| {row} | " + " | ".join(f"{a} (n={table['intersection_n_examples'][a]})" for a in attacks) + " |",
         "|---|" + "---|" * len(attacks),
     ]
     for method, entry in table["methods"].items():
@@ -524,8 +544,8 @@ def write_table(config, workdir: Path) -> dict:
 
 def summary_markdown(table: dict) -> str:
     """What the numbers say: RIFT against FT, and which methods are on the clean-vs-robust frontier."""
-    lines = ["# Robustness study: summary", "", f"Machine: {table['machine'] or 'not stated'}. Every model is a "
-             "(method, seed) cell; the frontier is the set of models that no other model beats both clean and "
+    lines = [f"# {table.get('title', 'Robustness study')}: summary", "", f"Machine: {table['machine'] or 'not stated'}. Every model is a "
+             f"({table.get('row_name', 'method')}, seed) cell; the frontier is the set of models that no other model beats both clean and "
              "under attack (frontier.png)."]
     lines += rift_versus_ft(table)
     lines += [""] + frontier.summary_lines(table["frontier"])

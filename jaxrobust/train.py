@@ -39,7 +39,7 @@ from jaxrobust.data.encoding import Encoded, encode, make_batches
 from jaxrobust.data.tasks import SPLIT_SEED, Example, Task, get_task
 from jaxrobust.errors import HubUnreachable, JaxRobustError
 from jaxrobust.io import MetricsLog, write_json_atomic
-from jaxrobust.models import LoadedClassifier, load_classifier
+from jaxrobust.models import LoadedClassifier, load_classifier, parameter_count
 from jaxrobust.models.loading import fill_abstract
 from jaxrobust.objectives import get_objective
 from jaxrobust.objectives.ft import classifier_logits
@@ -558,6 +558,7 @@ def train_and_evaluate(
         "test_accuracy": test["accuracy"],
         "test_macro_f1": test["macro_f1"],
         "test_loss": test["loss"],
+        "parameters": parameter_count(model),  # the classifier's (RIFT's heads and teacher are not part of it)
         "n_train": len(prepared.splits["train"]),
         "n_dev": dev["n"],
         "n_test": test["n"],

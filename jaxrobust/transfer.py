@@ -431,18 +431,14 @@ def summary_markdown(config, table: list[dict], missing: list[str]) -> str:
 
 def _model_sizes(config) -> dict[str, int]:
     """Parameters of each model (its encoder or decoder, from its config; no weights read)."""
-    import jax
-    from flax import nnx
-
-    from jaxrobust.models import load_classifier
+    from jaxrobust.models import load_classifier, parameter_count
 
     out = {}
     for model in config.model_names:
         try:
-            loaded = load_classifier(config.models[model], 2, weights=False, tokenizer=False)
+            out[model] = parameter_count(load_classifier(config.models[model], 2, weights=False, tokenizer=False).model)
         except JaxRobustError:
             continue
-        out[model] = int(sum(np.prod(x.shape) for x in jax.tree.leaves(nnx.state(loaded.model, nnx.Param))))
     return out
 
 

@@ -63,7 +63,10 @@ def test_study_trains_attacks_caches_and_tabulates(tiny_study, tmp_path, capsys)
     results = [json.loads((workdir / "runs" / f"ft-s{seed}" / "results.json").read_text()) for seed in (0, 1)]
     test_mean = np.mean([r["test_accuracy"] for r in results])
     assert entry["test_accuracy"]["mean"] == pytest.approx(test_mean)
-    assert f"| ft | {100 * test_mean:.1f} ± " in md and "Missing cells: none." in md
+    # The classifier's size and training speed, as the runs recorded them.
+    params, speed = results[0]["parameters"], np.mean([r["examples_per_second"] for r in results])
+    assert entry["parameters"] == params and entry["train_examples_per_second"]["mean"] == pytest.approx(speed)
+    assert f"| ft | {params / 1e6:.1f}M | {speed:.1f} | {100 * test_mean:.1f} ± " in md and "Missing cells: none." in md
     assert (workdir / "robustness.png").stat().st_size > 0 and (workdir / "frontier.png").stat().st_size > 0
     # Every (seed, attack) cell is a point of its attack's frontier panel, at the report's accuracies.
     for attack in ("gradient", "genetic"):

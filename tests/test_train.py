@@ -35,7 +35,7 @@ def _losses(workdir):
     return [r["loss"] for r in map(json.loads, (workdir / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
 
 
-def test_loss_decreases_and_results_are_written(tiny_ft_run):
+def test_loss_decreases_and_results_are_written(tiny_ft_run, tiny_model_dir):
     _, run, results = tiny_ft_run
     losses = _losses(run)
     assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
@@ -43,6 +43,8 @@ def test_loss_decreases_and_results_are_written(tiny_ft_run):
     saved = json.loads((run / "results.json").read_text())
     for key in ("task", "model", "seed", "dev_accuracy", "test_accuracy", "test_macro_f1", "train_seconds", "examples_per_second"):
         assert key in saved
+    # The classifier's size, as transformers counts the same checkpoint with its head.
+    assert saved["parameters"] == tiny_model_dir("bert", num_labels=2)[1].num_parameters()
     # One compilation per bucket shape, whatever the number of steps.
     assert results["train_step_compilations"] == 2 and results["total_steps"] > 10
 

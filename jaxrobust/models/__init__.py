@@ -2,7 +2,7 @@
 
 from jaxrobust.models.config import EncoderConfig
 from jaxrobust.models.encoder import ClassifierOutput, SequenceClassifier
-from jaxrobust.models.loading import LoadedClassifier, export_classifier, load_classifier
+from jaxrobust.models.loading import LoadedClassifier, export_classifier, load_classifier, parameter_count
 from jaxrobust.models.registry import FAMILIES, Family
 
 __all__ = [
@@ -14,4 +14,5 @@ __all__ = [
     "SequenceClassifier",
     "export_classifier",
     "load_classifier",
+    "parameter_count",
 ]

@@ -135,6 +135,11 @@ def load_classifier(
     return LoadedClassifier(model, load_tokenizer(path) if tokenizer else None, cfg, hf_config, path, fresh)
 
 
+def parameter_count(model: nnx.Module) -> int:
+    """The number of trainable values of ``model`` (its ``nnx.Param`` leaves; abstract ones count too)."""
+    return int(sum(np.prod(x.shape) for x in jax.tree.leaves(nnx.state(model, nnx.Param))))
+
+
 def fill_abstract(model: nnx.Module, seed: int, params: bool = True) -> None:
     """Give the variables of ``model`` still abstract (from ``nnx.eval_shape``) values: zeros for
     parameters (only if ``params``), and for dropout's RNG streams a key of ``seed`` (training
