@@ -118,6 +118,17 @@ def _export(args) -> int:
     return 0
 
 
+def _recheck(args) -> int:
+    from jaxrobust.attacks.recheck import recheck
+
+    r = recheck(args.workdir, args.report)
+    print(f"transformers {r['transformers']}: {r['successes_confirmed']} of {r['successes']} successes flip the exported model too; "
+          f"{r['failures_flipped_in_transformers']} failures flip it; predictions agree on {r['clean_predictions_agree']} of "
+          f"{r['n_attacked']} originals and {r['perturbed_predictions_agree']} of {r['n_attacked']} perturbed texts; "
+          f"max |Δp| {r['max_abs_prob_diff']:.1e}")
+    return 0 if r["confirmed"] else 1
+
+
 def _data_describe(args) -> int:
     from jaxrobust.data import get_task
     from jaxrobust.data.describe import describe_task
@@ -253,6 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_export.add_argument("--out", required=True, help="a new or empty folder")
     p_export.add_argument("--force", action="store_true", help="replace a previous export in --out")
     p_export.set_defaults(fn=_export)
+
+    p_recheck = sub.add_parser("recheck", help="re-run an attack report's texts in PyTorch transformers (the run exported)")
+    p_recheck.add_argument("--workdir", required=True, help="the attacked training run")
+    p_recheck.add_argument("--report", required=True, help="its attack report folder (examples.jsonl)")
+    p_recheck.set_defaults(fn=_recheck)
 
     p_syn = sub.add_parser("synonyms", help="synonym candidate sources")
     syn_sub = p_syn.add_subparsers(dest="synonyms_command", required=True)

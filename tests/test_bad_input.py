@@ -117,6 +117,9 @@ CASES: dict[str, tuple[list[str], str]] = {
     "export into a user folder with force": (
         ["export", "--workdir", "{run}", "--out", "{tmp}/mine", "--force"], r"is not empty and is not a jaxrobust export"
     ),
+    "recheck a folder that is no report": (
+        ["recheck", "--workdir", "{run}", "--report", "{tmp}/nope"], r"nope is not an attack report \(no examples\.jsonl\)"
+    ),
     "export onto a file": (["export", "--workdir", "{run}", "--out", "{tmp}/mine/thesis.tex"], r"thesis\.tex is a file"),
     "export under a file": (["export", "--workdir", "{run}", "--out", "{tmp}/mine/thesis.tex/model"], r"cannot write to .*thesis\.tex"),
     "export into the current folder": (["export", "--workdir", "{run}", "--out", "."], r"is the current folder"),

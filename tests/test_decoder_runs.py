@@ -137,3 +137,17 @@ def test_decoder_attack_successes_flip_the_exported_model_in_transformers(tiny_d
         np.testing.assert_allclose(theirs, [r[probs] for r in records], atol=1e-4)
     flipped = theirs.argmax(-1) != [r["label"] for r in records]
     assert flipped.tolist() == [r["success"] for r in records] and flipped.any()
+
+    # The recheck command does the same and says so; a report whose success did not flip the model is refused.
+    _main(capsys, monkeypatch, "recheck", "--workdir", run, "--report", tmp_path / "report")
+    checked = json.loads((tmp_path / "report" / "transformers_recheck.json").read_text())
+    assert checked["confirmed"] and checked["n_attacked"] == len(records)
+    assert checked["successes"] == checked["successes_confirmed"] == int(flipped.sum()) and checked["failures_flipped_in_transformers"] == 0
+    lines = (tmp_path / "report" / "examples.jsonl").read_text().splitlines()
+    forged = [json.loads(line) for line in lines]
+    first = next(r for r in forged if r["success"])
+    first["perturbed_text"] = first["original_text"]  # a "success" that is the unchanged text
+    (tmp_path / "report" / "examples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in forged))
+    assert cli.main(["recheck", "--workdir", str(run), "--report", str(tmp_path / "report")]) == 1
+    assert "successes flip the exported model too" in capsys.readouterr().out
+    assert not json.loads((tmp_path / "report" / "transformers_recheck.json").read_text())["confirmed"]
