@@ -495,7 +495,8 @@ def test_every_experiment_config_loads_with_a_known_objective():
             if config.get("row_name", "method") == "method":
                 assert all(run.objective == m for m, run in runs.items())
             else:
-                assert len({run.model for run in runs.values()}) == len(runs) and all(get_objective(r.objective) for r in runs.values())
+                assert len({(run.model, run.objective) for run in runs.values()}) == len(runs)
+                assert all(get_objective(run.objective) for run in runs.values())
         else:
             get_objective(config.objective)
     assert load_config("ft_minilm").train_subset == load_config("rift_minilm").train_subset  # same protocol

@@ -1,0 +1,29 @@
+"""RIFT on a decoder: SmolLM2-135M (registry bundle) on Rotten Tomatoes with wordnet-cf synonyms,
+the decoder counterpart of rift_minilm, sized for 2 CPU cores.
+
+Command:  make experiment EXP=rift_smollm2
+          (its FT baseline on the same protocol: make experiment EXP=rift_smollm2:ft)
+Hardware: 2-core x86-64 CPU build machine, no GPU.
+Settings: rift_minilm's objective (w_clean 1, w_kl 10, w_mi 0.1, tau 0.2, heads 512 -> 256, 3 ASCC
+steps, wordnet-cf with 8 candidates and cosine >= 0.5); RIFT's feature is the hidden state of the
+last real token (the one the classifier head reads) and its frozen teacher is the pretrained
+SmolLM2. One epoch over 2,000 training sentences in class-balanced batches of 16 (a RIFT step costs
+about 3.4 FT steps), max length 64; dev accuracy on 400 sentences every 25 steps selects the
+checkpoint. Learning rate: twice finetune_smollm2_rt's, as rift_minilm's is twice its baselines'
+(RIFT's regularisers slow its cross-entropy down).
+Status (2026-12-06): not run yet; experiments/model_table.py runs it beside the fine-tuned models.
+"""
+
+from jaxrobust.configs import load_config
+
+
+def get_config(arg=None):
+    c = load_config("finetune_smollm2_rt")
+    c.objective = arg or "rift"
+    c.train_subset = 2000
+    if c.objective == "rift":
+        c.lr *= 2
+    c.eval_every_steps = 25
+    c.synonyms.update(source="wordnet-cf", k=8, min_cos=0.5)
+    c.ascc.steps = 3
+    return c
