@@ -429,9 +429,9 @@ def table_markdown(table: dict, missing: list[str]) -> str:
     attacks = table["settings"]["attacks"]
     s, g = table["settings"], table["settings"]["genetic"]
     syn = s["synonyms"]
-    row = table.get("row_name", "method")
+    row = table["row_name"]
     lines = [
-        f"# {table.get('title', 'Robustness study')}",
+        f"# {table['title']}",
         "",
         f"Machine: {table['machine'] or 'not stated'}. Accuracy in %, mean ± std over seeds (number of seeds).",
         f"Attacks on the same seeded sample of {table['n_examples']} test examples (seed {s['attack_seed']}), "
@@ -544,8 +544,8 @@ def write_table(config, workdir: Path) -> dict:
 
 def summary_markdown(table: dict) -> str:
     """What the numbers say: RIFT against FT, and which methods are on the clean-vs-robust frontier."""
-    lines = [f"# {table.get('title', 'Robustness study')}: summary", "", f"Machine: {table['machine'] or 'not stated'}. Every model is a "
-             f"({table.get('row_name', 'method')}, seed) cell; the frontier is the set of models that no other model beats both clean and "
+    lines = [f"# {table['title']}: summary", "", f"Machine: {table['machine'] or 'not stated'}. Every model is a "
+             f"({table['row_name']}, seed) cell; the frontier is the set of models that no other model beats both clean and "
              "under attack (frontier.png)."]
     lines += rift_versus_ft(table)
     lines += [""] + frontier.summary_lines(table["frontier"])
