@@ -201,8 +201,11 @@ def read_entry(cell: Cell) -> dict | None:
 
     entry = json.loads(cell.ledger.read_text())
     # A cell of another run config, or of the same config on a split that has since changed, is stale
-    # (a cell recorded before a setting existed ran with its default).
-    fresh = with_defaults(entry["config"]) == cell.key and entry.get("split") == split_digest(cell.config)
+    # (a cell recorded before a setting existed ran with its default; so did a transfer cell's source stage).
+    saved = with_defaults(entry["config"])
+    if "source_stage" in saved:
+        saved["source_stage"] = with_defaults(saved["source_stage"])
+    fresh = saved == cell.key and entry.get("split") == split_digest(cell.config)
     return entry if fresh else None
 
 
