@@ -17,8 +17,10 @@ still 0.65 at the end of the epoch (ft: about 0.45) and its best dev accuracy ca
 seed-0 measurement; seeds 1 and 2 ran after the choice. At 2e-4, seeds 0-2 (2026-11-23, 104 steps
 in 20-22 minutes each): test accuracy 78.0 ± 0.3 % (ft_minilm 81.6 ± 0.3), PWWS 25.5 ± 4.6 %
 (ft 14.4 ± 1.1), genetic 22.8 ± 4.5 % (ft 9.7 ± 0.8); see results/robustness_minilm.md.
-The baselines ft_minilm, adv_minilm, freelb_minilm and ascc_minilm are this file with another
-objective (rift_minilm:ft, ...).
+The baselines ft_minilm, adv_minilm, freelb_minilm, ascc_minilm and infobert_minilm are this file
+with another objective (rift_minilm:ft, ...) and the settings tuning_minilm chose on dev for each
+(results/tuning_minilm.md: FT and FreeLB at lr 2e-4, the others as here); this RIFT setting was also
+the tuning's choice for RIFT.
 """
 
 from jaxrobust.train import default_config

@@ -44,13 +44,6 @@ def test_the_grid_must_give_every_method_the_same_budget():
         check_tuning_config(c)
 
 
-def test_first_setting_is_each_experiment_of_today():
-    """So the tuning's seed-0 run of a method's current settings is the robustness study's, and back."""
-    c = load_config("tuning_minilm")
-    from jaxrobust.tuning import setting_config
-
-    for method in c.methods:
-        assert setting_config(c, method, c.grid[method][0]).to_json() == load_config(c.experiments[method], ["seed=0"]).to_json()
 
 
 @pytest.mark.slow
@@ -95,14 +88,16 @@ def test_tuning_scores_every_setting_on_dev(tiny_config, tmp_path):
 
 
 @pytest.mark.assets
-def test_the_quickstart_trains_the_settings_its_tuning_chose(tmp_path):
-    """The committed ledger of tuning_quickstart alone (nothing trained) gives a choice for FT and RIFT,
-    and the quickstart's own ft and rift configs are exactly those settings."""
+@pytest.mark.parametrize("tuning", ["tuning_quickstart", "tuning_minilm"])
+def test_the_experiments_train_the_settings_their_tuning_chose(tuning, tmp_path):
+    """The committed ledger of a tuning alone (nothing trained) gives a choice for every method, and
+    each method's experiment config (the quickstart's ft and rift; robustness_minilm's *_minilm) is
+    exactly that setting, so the tuning's seed-0 run of it is the study's, and back."""
     from jaxrobust.tuning import setting_config
 
-    c = load_config("tuning_quickstart", ["--config.train=False"])
+    c = load_config(tuning, ["--config.train=False"])
     table = run_tuning(c, tmp_path / "tune")
     assert table["missing"] == []
-    for method in ("ft", "rift"):
+    for method in c.methods:
         chosen = c.grid[method][table["methods"][method]["chosen"]]
-        assert setting_config(c, method, chosen).to_json() == load_config(f"quickstart:{method}", ["seed=0"]).to_json()
+        assert setting_config(c, method, chosen).to_json() == load_config(c.experiments[method], ["seed=0"]).to_json()
