@@ -40,6 +40,7 @@ import ml_collections
 import numpy as np
 
 from jaxrobust import frontier
+from jaxrobust.attacks.report import read_records
 from jaxrobust.attacks.run import AttackSettings, load_target, report_dir, run_attack
 from jaxrobust.attacks.synonyms import load_synonyms
 from jaxrobust.configs import load_config
@@ -267,7 +268,7 @@ def _stats(values: list[float]) -> dict:
 
 
 def _records(report: Path) -> dict[int, dict]:
-    return {r["index"]: r for r in map(json.loads, (report / "examples.jsonl").read_text().splitlines())}
+    return {r["index"]: r for r in read_records(report)}
 
 
 def _outcomes(report: Path) -> dict:

@@ -10,21 +10,14 @@ so that every success flips the transformers model and no failure does. The resu
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from jaxrobust.attacks.report import read_records
 from jaxrobust.errors import JaxRobustError
 from jaxrobust.io import write_json_atomic
-
-
-def _records(report: Path) -> list[dict]:
-    path = report / "examples.jsonl"
-    if not path.is_file():
-        raise JaxRobustError(f"{report} is not an attack report (no examples.jsonl)")
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def _probabilities(model, tokenizer, texts: list[str], max_length: int, batch_size: int) -> np.ndarray:
@@ -47,7 +40,7 @@ def recheck(run: str | Path, report: str | Path, batch_size: int = 16) -> dict:
     from jaxrobust.train import load_run
 
     run, report = Path(run), Path(report)
-    attacked = [r for r in _records(report) if r["reason"] != "misclassified"]
+    attacked = [r for r in read_records(report) if r["reason"] != "misclassified"]
     if not attacked:
         raise JaxRobustError(f"{report} has no attacked example (every one was misclassified)")
     config, prepared = load_run(run)

@@ -27,6 +27,7 @@ from typing import Sequence
 
 from jaxrobust import interrupt
 from jaxrobust.data.encoding import word_spans
+from jaxrobust.errors import JaxRobustError
 from jaxrobust.io import write_text_atomic
 
 CSV_COLUMNS = [
@@ -160,6 +161,14 @@ def write_report(
         (out / "results.json").unlink(missing_ok=True)
         for name, text in files.items():
             write_text_atomic(out / name, text)
+
+
+def read_records(report: str | os.PathLike) -> list[dict]:
+    """The records of the report folder ``report`` (its ``examples.jsonl``), in record order."""
+    path = Path(report) / "examples.jsonl"
+    if not path.is_file():
+        raise JaxRobustError(f"{report} is not an attack report (no examples.jsonl)")
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def _argmax(probs: Sequence[float]) -> int:
