@@ -359,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     args.overrides = overrides
     # The hub client logs each failed connection; the one-line error below already says it.
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+    import gc
     import os
     import signal
 
@@ -385,6 +386,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if from_shell:  # the command is over: a Ctrl-C now must not kill the interpreter's shutdown (status -2)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+            # The interpreter's shutdown collects garbage over every object still alive -- WordNet's
+            # reader alone holds millions -- which the process's exit frees anyway: frozen objects
+            # are left out of that walk (0.6-0.9 s of a 20 s attack command on 2 cores).
+            gc.freeze()
 
 
 if __name__ == "__main__":
