@@ -160,20 +160,19 @@ def finished_run(wanted, places) -> Path | None:
 def fill_cell(cell: Cell, settings: list[AttackSettings], own_run: Path, found: Path | None, train: bool) -> None:
     """Train ``cell`` into ``own_run`` (unless a finished run was ``found``, or ``train`` is off) and run
     every attack of ``settings`` on it that neither the run nor the ledger has; record what finished."""
-    ledger = read_entry(cell)
-    todo = [s for s in settings if not ledger or s.name not in ledger["attacks"]]
-    if not todo:
+    if _complete(read_entry(cell), settings):
         return  # the whole cell is in the ledger
     run = found
     if run is None and train:
         run = train_into(cell, own_run)
     if run is None:
         return
-    record(cell, run, settings)  # the test accuracy, before the first attack
+    record(cell, run, settings)  # the test accuracy, before the first attack (a cell of another model is replaced)
+    recorded = read_entry(cell) or {"attacks": {}}
     target = None
-    for s in todo:
+    for s in settings:
         out = report_dir(run, s)
-        if (out / "results.json").is_file():
+        if s.name in recorded["attacks"] or (out / "results.json").is_file():
             continue
         print(f"study: {s.attack} attack on {cell.label}" + (f" ({s.split} split)" if s.split != "test" else ""))
         target = target or load_target(str(run))
@@ -210,15 +209,34 @@ def read_entry(cell: Cell) -> dict | None:
     return entry if fresh else None
 
 
+def _complete(entry: dict | None, settings: list[AttackSettings]) -> bool:
+    return entry is not None and all(s.name in entry["attacks"] for s in settings)
+
+
+def _same_model(entry: dict, results: dict) -> bool:
+    """Whether a recorded cell and a run's ``results.json`` describe one trained model: a run of the
+    same config trained again (on other hardware, or by code whose numerics changed since) ends
+    elsewhere, and its test figures say so."""
+    return all(entry.get(k) in (None, results.get(k)) for k in ("test_accuracy", "test_loss"))
+
+
 def cell_entry(cell: Cell, run: Path | None, settings: list[AttackSettings]) -> dict | None:
     """The cell in the ledger's form: the recorded entry updated from the finished run directory ``run``
-    (whose test accuracy and reports of ``settings`` win), or None if there is neither."""
+    (whose test accuracy and reports of ``settings`` win), or None if there is neither. The figures
+    of two models are never mixed: when ``run`` is another training of the recorded cell's config, a
+    complete recorded cell stands and the run is not read, and an incomplete one is replaced by the
+    run's."""
     entry = read_entry(cell)
     if run is None:
         return entry
     results = json.loads((run / "results.json").read_text())
+    if entry is not None and not _same_model(entry, results):
+        if _complete(entry, settings):
+            return entry
+        entry = None
     entry = entry or {"config": cell.key, "split": results["split_digest"], "attacks": {}}
     entry["test_accuracy"] = results["test_accuracy"]
+    entry["test_loss"] = results.get("test_loss")
     # Absent from runs trained before they were recorded.
     for key in ("examples_per_second", "parameters"):
         if results.get(key) is not None:

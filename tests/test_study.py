@@ -163,6 +163,36 @@ def test_ledger_keeps_the_table_when_the_runs_are_gone(tiny_study, tmp_path):
     assert run_study(tiny_study, tmp_path / "study")["missing"] == ["ft seed 0: training run"]
 
 
+@pytest.mark.slow
+def test_a_ledger_cell_and_another_training_of_its_config_are_never_mixed(tiny_study, tmp_path):
+    """A run found for a cell may be another training of its config (other hardware, or code whose
+    numerics changed since the cell was recorded): its test accuracy never joins the ledger's attacks.
+    A complete ledger cell stands; an incomplete one is replaced by the run's own figures."""
+    tiny_study.seeds, tiny_study.attacks, tiny_study.ledger = (0,), ("gradient",), str(tmp_path / "ledger")
+    workdir, ledger = tmp_path / "study", tmp_path / "ledger" / "ft-s0.json"
+    first = run_study(tiny_study, workdir)
+    recorded = json.loads(ledger.read_text())
+    results_file = workdir / "runs" / "ft-s0" / "results.json"
+    results = json.loads(results_file.read_text())
+    other_accuracy = 0.9 if results["test_accuracy"] != 0.9 else 0.8  # a model that learned, so it is tabulated
+    other = {**results, "test_accuracy": other_accuracy, "test_loss": results["test_loss"] + 1}
+    results_file.write_text(json.dumps(other))
+
+    tiny_study.train = False
+    again = run_study(tiny_study, workdir)
+    assert again["methods"]["ft"] == first["methods"]["ft"]  # the recorded model, test accuracy included
+    assert json.loads(ledger.read_text()) == recorded
+
+    (report,) = (workdir / "runs" / "ft-s0" / "attacks").iterdir()
+    partial = {**recorded, "attacks": {}, "test_accuracy": recorded["test_accuracy"]}
+    partial["attacks"]["an-attack-the-study-no-longer-runs"] = recorded["attacks"][report.name]
+    ledger.write_text(json.dumps(partial))  # incomplete: the run's model replaces it, with its own report
+    replaced = run_study(tiny_study, workdir)
+    now = json.loads(ledger.read_text())
+    assert now["test_accuracy"] == other["test_accuracy"] and list(now["attacks"]) == [report.name]
+    assert replaced["methods"]["ft"]["test_accuracy"]["mean"] == pytest.approx(other["test_accuracy"])
+
+
 def test_a_changed_split_trains_the_cell_again(tiny_study, tiny_config, tmp_path):
     """Neither a run nor a ledger cell of the same config on data that has since changed is reused:
     the study trains the cell again, in place."""
