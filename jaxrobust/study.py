@@ -167,8 +167,8 @@ def fill_cell(cell: Cell, settings: list[AttackSettings], own_run: Path, found: 
         run = train_into(cell, own_run)
     if run is None:
         return
-    record(cell, run, settings)  # the test accuracy, before the first attack (a cell of another model is replaced)
-    recorded = read_entry(cell) or {"attacks": {}}
+    # The test accuracy, before the first attack (a recorded cell of another model is replaced).
+    recorded = record(cell, run, settings) or {"attacks": {}}
     target = None
     for s in settings:
         out = report_dir(run, s)
@@ -248,11 +248,15 @@ def cell_entry(cell: Cell, run: Path | None, settings: list[AttackSettings]) -> 
     return entry
 
 
-def record(cell: Cell, run: Path, settings: list[AttackSettings]) -> None:
-    """Add the finished run ``run`` of ``cell`` and its finished reports of ``settings`` to the ledger."""
-    if cell.ledger is not None:
-        cell.ledger.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(cell.ledger, cell_entry(cell, run, settings))
+def record(cell: Cell, run: Path, settings: list[AttackSettings]) -> dict | None:
+    """Add the finished run ``run`` of ``cell`` and its finished reports of ``settings`` to the ledger;
+    returns the entry written (None: the cell has no ledger)."""
+    if cell.ledger is None:
+        return None
+    entry = cell_entry(cell, run, settings)
+    cell.ledger.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(cell.ledger, entry)
+    return entry
 
 
 def _ledger_file(config, method: str, seed: int) -> Path | None:

@@ -44,8 +44,6 @@ def test_the_grid_must_give_every_method_the_same_budget():
         check_tuning_config(c)
 
 
-
-
 @pytest.mark.slow
 def test_tuning_scores_every_setting_on_dev(tiny_config, tmp_path):
     (tmp_path / "tiny_ft.py").write_text(TINY_EXPERIMENT.format(task=tiny_config.task, model=tiny_config.model))
