@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
@@ -405,6 +406,20 @@ def test_report_names_tell_apart_settings_that_change_results():
         names |= {dataclasses.replace(settings, constraints="pos").name}  # other constraints than the recipe's
         assert len(names) == len(search) + 4, names
         assert dataclasses.replace(settings, batch_size=7).name == settings.name  # batching changes nothing
+
+
+def test_a_candidate_file_is_named_by_its_content_not_its_path(tmp_path):
+    """The same neighbour table passed by two paths (another checkout) finds the same reports; the
+    file changed in place does not."""
+    table = {"good": ["fine", "decent"], "film": ["movie"]}
+    here, there = tmp_path / "a" / "neighbours.json", tmp_path / "b" / "neighbours.json"
+    for path in (here, there):
+        path.parent.mkdir()
+        path.write_text(json.dumps(table))
+    name = lambda path: AttackSettings(attack="gradient", synonyms=f"counterfitted:{path}").name
+    assert name(here) == name(there) and "neighbours" in name(here) and str(tmp_path.name) not in name(here)
+    here.write_text(json.dumps({**table, "bad": ["poor"]}))
+    assert name(here) != name(there)
 
 
 @pytest.mark.parametrize(

@@ -109,17 +109,19 @@ def test_override_shorthands():
     assert synonyms.source == "counterfitted:/data/neighbours.json" and synonyms.k == 8
 
 
-def test_the_jia_check_attacks_the_main_studys_ft_and_rift_models_with_the_given_table():
+def test_the_jia_check_attacks_the_main_studys_ft_and_rift_models_with_the_given_table(tmp_path):
     from jaxrobust.study import attack_settings, run_config
 
+    table = tmp_path / "neighbours.json"
+    table.write_text('{"good": ["fine"]}')
     main = load_config("robustness_minilm")
-    jia = load_config("robustness_minilm_jia", ["--config.synonyms=counterfitted:/data/neighbours.json"])
+    jia = load_config("robustness_minilm_jia", [f"--config.synonyms=counterfitted:{table}"])
     assert jia.methods == ("ft", "rift") and jia.ledger != main.ledger
     for method in jia.methods:  # the same training runs: found and reused, never retrained
         assert run_config(jia, method, 1).to_json() == run_config(main, method, 1).to_json()
     for attack in main.attacks:  # the same attacks on the same sample, only the candidates differ
         ours, theirs = attack_settings(jia, attack), attack_settings(main, attack)
-        assert ours.synonyms == "counterfitted:/data/neighbours.json" and ours.name != theirs.name
+        assert ours.synonyms == f"counterfitted:{table}" and ours.name != theirs.name
         assert dataclasses.replace(ours, synonyms=theirs.synonyms) == theirs
 
 

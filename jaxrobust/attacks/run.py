@@ -119,11 +119,11 @@ class AttackSettings:
     @property
     def name(self) -> str:
         """Directory name of this attack's results: every setting that changes them (the candidates'
-        version and the constraints included, so that no report of other candidates or constraints
-        is reused), those left at their defaults (the minimum cosine of the recipe, the search sizes)
-        omitted."""
+        version, a candidate file's content digest and the constraints included, so that no report
+        of other candidates or constraints is reused), those left at their defaults (the minimum
+        cosine of the recipe, the search sizes) omitted."""
         slug = lambda ref: ref.replace(":", "-").replace("/", "_")
-        source = slug(self.synonyms)
+        source = slug(synonyms.portable_name(self.synonyms))
         cos = "" if self.min_cos == CANDIDATE_DEFAULTS[self.attack][1] else f"-c{self.min_cos:g}"
         search = "".join(
             f"-{tag}{getattr(self, field)}"

@@ -61,6 +61,7 @@ as ``.npz``; the key includes :data:`TABLE_VERSION`, so changing the rules rebui
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -328,6 +329,30 @@ def version_tag() -> str:
     counter-fitting, WordNet graph), e.g. ``v1.1.1``: part of every report's name, so that a report
     measured with other candidates is never reused."""
     return f"v{TABLE_VERSION}.{counterfit.CF_VERSION}.{wordnet_lib.GRAPH_VERSION}"
+
+
+def portable_name(spec: str) -> str:
+    """``spec`` as a report's name holds it: a file source by its file's name and content digest
+    (``counterfitted:neighbours-3f2a9c01d4e7``), not by its path, so that the same table passed by
+    another path (another checkout, another machine) finds the reports it made, and a file changed in
+    place never does."""
+    kind, _, arg = spec.partition(":")
+    if kind != "counterfitted" or not arg:
+        return spec
+    path = Path(arg).expanduser()
+    if not path.is_file():
+        raise JaxRobustError(f"counterfitted: no such file: {path}")
+    return f"counterfitted:{path.stem}-{_content_digest(*_file_identity(path))}"
+
+
+@functools.lru_cache(maxsize=8)
+def _content_digest(resolved: str, size: int, mtime_ns: int) -> str:
+    """First 12 hex digits of the SHA-256 of a file (cached per path, size and modification time)."""
+    digest = hashlib.sha256()
+    with open(resolved, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]
 
 
 def _bad_format(path: Path, line: int, what: str) -> JaxRobustError:
