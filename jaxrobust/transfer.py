@@ -189,8 +189,10 @@ def run_transfer(config, workdir: str | os.PathLike) -> dict:
         workdir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(workdir / "transfer.json", json.loads(config.to_json()))
         settings = [attack_settings(config, a) for a in config.attacks]
-        for seed in config.seeds:
-            for model in config.model_names:
+        # Model by model, every seed of one before the next: a study stopped part-way has whole
+        # heatmaps (with their seed spread) for the models it reached, smallest first.
+        for model in config.model_names:
+            for seed in config.seeds:
                 _fill_model_seed(config, workdir, model, seed, settings)
     except HubUnreachable as e:
         if not config.offline_alternative or "make experiment EXP=" in str(e):
