@@ -173,3 +173,18 @@ def test_a_run_that_never_learned_is_left_out_of_the_deltas():
     table = [row("baseline", "none", 0, 0.8, 0.5), row("baseline", "none", 1, 0.55, 0.55, collapsed=True),
              row("transfer", "s", 0, 0.85, 0.4), row("transfer", "s", 1, 0.8, 0.3), row("transfer", "u", 0, 0.55, 0.55, collapsed=True)]
     assert deltas(table, "m", "accuracy_under_attack", "gradient") == {("s", "t"): [pytest.approx(-0.1)]}
+
+
+def test_the_study_fills_model_by_model(tiny_transfer, tmp_path, monkeypatch):
+    """Every seed of the first model before the second model's first: a study stopped part-way has
+    whole heatmaps (with their seed spread) for the models it reached."""
+    import jaxrobust.transfer as transfer
+
+    order = []
+    monkeypatch.setattr(transfer, "_fill_model_seed", lambda config, workdir, model, seed, settings: order.append((model, seed)))
+    monkeypatch.setattr(transfer, "write_transfer_tables", lambda config, workdir: {})
+    c = tiny_transfer
+    c.models.other = c.models.tiny
+    c.model_names, c.seeds = ("tiny", "other"), (0, 1)
+    run_transfer(c, tmp_path / "study")
+    assert order == [("tiny", 0), ("tiny", 1), ("other", 0), ("other", 1)]
