@@ -339,9 +339,7 @@ def portable_name(spec: str) -> str:
     kind, _, arg = spec.partition(":")
     if kind != "counterfitted" or not arg:
         return spec
-    path = Path(arg).expanduser()
-    if not path.is_file():
-        raise JaxRobustError(f"counterfitted: no such file: {path}")
+    path = _counterfitted_file(arg)
     return f"counterfitted:{path.stem}-{_content_digest(*_file_identity(path))}"
 
 
@@ -426,12 +424,18 @@ def _sniff_json(path: Path) -> bool:
     return head.startswith(b"{")
 
 
-def _counterfitted_source(arg: str, k: int, min_cos: float):
-    path = Path(arg).expanduser()
+def _counterfitted_file(arg: str) -> Path:
+    """The file of ``counterfitted:arg``, or the one-line error of an empty or missing one."""
     if not arg:
         raise JaxRobustError("counterfitted:PATH needs a file: counterfitted:/path/to/vectors.txt or neighbours.json")
+    path = Path(arg).expanduser()
     if not path.is_file():
         raise JaxRobustError(f"counterfitted: no such file: {path}")
+    return path
+
+
+def _counterfitted_source(arg: str, k: int, min_cos: float):
+    path = _counterfitted_file(arg)
     identity = _file_identity(path)
     if _sniff_json(path):
 
