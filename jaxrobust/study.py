@@ -160,7 +160,7 @@ def finished_run(wanted, places) -> Path | None:
 def fill_cell(cell: Cell, settings: list[AttackSettings], own_run: Path, found: Path | None, train: bool) -> None:
     """Train ``cell`` into ``own_run`` (unless a finished run was ``found``, or ``train`` is off) and run
     every attack of ``settings`` on it that neither the run nor the ledger has; record what finished."""
-    if _complete(read_entry(cell), settings):
+    if has_every_attack(read_entry(cell), settings):
         return  # the whole cell is in the ledger
     run = found
     if run is None and train:
@@ -209,7 +209,8 @@ def read_entry(cell: Cell) -> dict | None:
     return entry if fresh else None
 
 
-def _complete(entry: dict | None, settings: list[AttackSettings]) -> bool:
+def has_every_attack(entry: dict | None, settings: list[AttackSettings]) -> bool:
+    """Whether the recorded cell ``entry`` (None: none recorded) holds the outcome of every attack of ``settings``."""
     return entry is not None and all(s.name in entry["attacks"] for s in settings)
 
 
@@ -231,7 +232,7 @@ def cell_entry(cell: Cell, run: Path | None, settings: list[AttackSettings]) -> 
         return entry
     results = json.loads((run / "results.json").read_text())
     if entry is not None and not _same_model(entry, results):
-        if _complete(entry, settings):
+        if has_every_attack(entry, settings):
             return entry
         entry = None
     entry = entry or {"config": cell.key, "split": results["split_digest"], "attacks": {}}

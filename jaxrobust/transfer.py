@@ -43,7 +43,7 @@ import numpy as np
 from jaxrobust.attacks.run import AttackSettings
 from jaxrobust.errors import HubUnreachable, JaxRobustError
 from jaxrobust.io import write_json_atomic, write_text_atomic
-from jaxrobust.study import Cell, cell_entry, fill_cell, finished_run, read_entry, record, train_into
+from jaxrobust.study import Cell, cell_entry, fill_cell, finished_run, has_every_attack, read_entry, record, train_into
 
 ARMS = ("baseline", "transfer")
 
@@ -240,8 +240,9 @@ def _fill_model_seed(config, workdir: Path, model: str, seed: int, settings: lis
 
 
 def _complete(cell: Cell, settings: list[AttackSettings]) -> bool:
+    """Whether a transfer cell is recorded whole: every attack and its model's accuracy on the source task."""
     entry = read_entry(cell)
-    return bool(entry) and all(s.name in entry["attacks"] for s in settings) and "source_test_accuracy" in entry
+    return has_every_attack(entry, settings) and "source_test_accuracy" in entry
 
 
 def _has(cell: Cell, key: str) -> bool:
