@@ -5,7 +5,7 @@ on the same 200 seeded test sentences; beside each, its size and its training sp
 Command:  make experiment EXP=model_table
           (one model: ARGS="--config.methods=smollm2-135m"; tabulate what exists: ARGS="--config.train=False")
 Hardware: 2-core x86-64 CPU build machine, no GPU. MiniLM trains in about 6 minutes there, MPNet and
-SmolLM2 in 20-40 minutes each; the attacks add a few minutes per model.
+SmolLM2 in 20-40 minutes each, RIFT SmolLM2 in about 40; the attacks add a few minutes per model.
 Models: each row is an experiment, reused when it was already run (runs/EXPERIMENT):
 finetune_minilm_rt (the whole training split, batch 32, lr 5e-5), finetune_mpnet_rt and
 finetune_smollm2_rt (6,000 sentences, batch 16; see their docstrings for their learning rates),
