@@ -35,6 +35,7 @@ import csv
 import io
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import ml_collections
@@ -285,17 +286,21 @@ def _entry(cell: Cell, run: Path, settings) -> dict | None:
     return cell_entry(cell, run if (run / "results.json").is_file() else None, settings)
 
 
-def rows(config, workdir: Path) -> tuple[list[dict], list[str]]:
-    """The long-format rows of every finished cell, and the names of the missing ones."""
+def rows(config, workdir: Path) -> tuple[list[dict], list[tuple[str, int, str]]]:
+    """The long-format rows of every finished cell, and the missing cells as (model, seed, name), a
+    cell with only some attacks naming those it lacks."""
     settings = {a: attack_settings(config, a) for a in config.attacks}
     out, missing = [], []
     majority = {slug(t): _majority_rate(config, t) for t in config.tasks}
 
     def add(model, source, target, seed, arm, entry, before=None):
+        absent = [a for a, s in settings.items() if s.name not in (entry or {}).get("attacks", {})]
+        if absent:
+            name = f"{model} {arm} {source}>{target} seed {seed}"
+            missing.append((model, seed, name if len(absent) == len(settings) else f"{name} ({', '.join(absent)})"))
         for attack, s in settings.items():
             got = (entry or {}).get("attacks", {}).get(s.name)
             if got is None:
-                missing.append(f"{model} {arm} {source}>{target} seed {seed}: {attack}")
                 continue
             summary = got["summary"]
             out.append({
@@ -414,13 +419,7 @@ def summary_markdown(config, table: list[dict], missing: list[str]) -> str:
                 f"average over {len(means)} pairs (clean accuracy {clean_mean:+.1f}); {len(worse)} of {len(means)} pairs are more "
                 f"vulnerable" + (f" ({', '.join(f'{s}>{t} {means[s, t]:+.1f}' for s, t in worse)})" if worse else "")
                 + (f"; mean seed spread {spread:.1f} points." if spread is not None else "; one seed, no spread."))
-    sizes = _model_sizes(config)
-    if len(sizes) > 1:
-        ranked = sorted(sizes, key=sizes.get)
-        lines += ["", "Model size (parameters): " + ", ".join(f"{m} {sizes[m] / 1e6:.0f}M" for m in ranked) + ". "
-                  "Mean Δ of accuracy under attack per model and attack, smallest model first: "
-                  + "; ".join(f"{m} " + ", ".join(f"{a} {100 * np.mean([np.mean(v) for v in deltas(table, m, 'accuracy_under_attack', a).values()] or [np.nan]):+.1f}"
-                                                    for a in config.attacks) for m in ranked) + "."]
+    lines += size_markdown(_model_sizes(config), table, config.attacks)
     collapsed = sorted({f"{r['model']} {r['arm']} {r['source']}>{r['target']} seed {r['seed']}" if r["arm"] == "transfer"
                         else f"{r['model']} baseline {r['target']} seed {r['seed']}" for r in table if r["collapsed"]})
     if collapsed:
@@ -428,8 +427,41 @@ def summary_markdown(config, table: list[dict], missing: list[str]) -> str:
                   "the commonest class, which no attack can flip): " + "; ".join(collapsed) + "."]
     lines += ["", "The paper (Turbal et al. 2024) finds that transfer improves standard metrics but often increases "
               "vulnerability, and that larger models are more resilient; the lines above are what this run measured.",
-              "", "Missing cells: " + ("; ".join(missing) if missing else "none") + "."]
+              "", missing_markdown(missing)]
     return "\n".join(lines) + "\n"
+
+
+def size_markdown(sizes: dict[str, int], table: list[dict], attacks) -> list[str]:
+    """How the mean Δ of accuracy under attack goes with model size (parameters), per attack, over the
+    models that have deltas; the others are named as not measured yet."""
+    if len(sizes) < 2:
+        return []
+    ranked = sorted(sizes, key=sizes.get)
+    mean = {(m, a): 100 * np.mean([np.mean(v) for v in found.values()])
+            for m in ranked for a in attacks if (found := deltas(table, m, "accuracy_under_attack", a))}
+    measured = [m for m in ranked if all((m, a) in mean for a in attacks)]
+    lines = ["", "Model size (parameters): " + ", ".join(f"{m} {sizes[m] / 1e6:.0f}M" for m in ranked) + "."]
+    if measured:
+        lines[-1] += (" Mean Δ of accuracy under attack, smallest model first: "
+                      + "; ".join(f"{m} " + ", ".join(f"{a} {mean[m, a]:+.1f}" for a in attacks) for m in measured) + ".")
+    if len(measured) > 1:
+        for a in attacks:
+            steps = np.diff([mean[m, a] for m in measured])
+            trend = "rises with size" if (steps > 0).all() else "falls with size" if (steps < 0).all() else "is not monotone in size"
+            lines[-1] += f" {a}: Δ {trend}."
+    if unmeasured := [m for m in ranked if m not in measured]:
+        lines[-1] += f" Not measured yet: {', '.join(unmeasured)}."
+    return lines
+
+
+def missing_markdown(missing: list[tuple[str, int, str]]) -> str:
+    """The missing cells, each by name when there are few, else counted per model and seed."""
+    if not missing:
+        return "Missing cells: none."
+    if len(missing) <= 8:
+        return "Missing cells: " + "; ".join(name for *_, name in missing) + "."
+    counts = Counter((model, seed) for model, seed, _ in missing)
+    return f"Missing cells: {len(missing)} (" + ", ".join(f"{m} seed {s}: {n}" for (m, s), n in counts.items()) + ")."
 
 
 def _model_sizes(config) -> dict[str, int]:

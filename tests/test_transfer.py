@@ -188,3 +188,25 @@ def test_the_study_fills_model_by_model(tiny_transfer, tmp_path, monkeypatch):
     c.model_names, c.seeds = ("tiny", "other"), (0, 1)
     run_transfer(c, tmp_path / "study")
     assert order == [("tiny", 0), ("tiny", 1), ("other", 0), ("other", 1)]
+
+
+def test_the_summary_relates_size_and_counts_what_is_missing():
+    from jaxrobust.transfer import missing_markdown, size_markdown
+
+    row = lambda model, arm, source, seed, attacked: {
+        "model": model, "arm": arm, "source": source, "target": "t", "seed": seed, "attack": "gradient",
+        "clean_accuracy": 0.8, "accuracy_under_attack": attacked, "collapsed": False}
+    table = [row("small", "baseline", "none", 0, 0.5), row("small", "transfer", "s", 0, 0.4),
+             row("large", "baseline", "none", 0, 0.5), row("large", "transfer", "s", 0, 0.45)]
+    sizes = {"large": 100_000_000, "small": 20_000_000, "unrun": 300_000_000}
+    (line,) = [x for x in size_markdown(sizes, table, ("gradient",)) if x]
+    assert "small gradient -10.0; large gradient -5.0." in line and "gradient: Δ rises with size." in line
+    assert line.endswith("Not measured yet: unrun.")
+    table[-1]["accuracy_under_attack"] = 0.3
+    assert "gradient: Δ falls with size." in size_markdown(sizes, table, ("gradient",))[-1]
+
+    assert missing_markdown([]) == "Missing cells: none."
+    few = [("m", 0, "m transfer s>t seed 0 (textfooler)")]
+    assert missing_markdown(few) == "Missing cells: m transfer s>t seed 0 (textfooler)."
+    many = [("m", seed, f"cell {i}") for seed in (0, 1) for i in range(5)]
+    assert missing_markdown(many) == "Missing cells: 10 (m seed 0: 5, m seed 1: 5)."
