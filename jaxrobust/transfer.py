@@ -364,7 +364,10 @@ def heatmap(config, found: dict[tuple[str, str], list[float]], title: str, path:
     image = ax.imshow(grid, cmap="RdBu", vmin=-limit, vmax=limit)
     for (s, t), values in found.items():
         spread = f"\n± {100 * np.std(values, ddof=1):.1f}" if len(values) > 1 else f"\n({len(values)} seed)"
-        ax.text(names.index(t), names.index(s), f"{100 * np.mean(values):+.1f}{spread}", ha="center", va="center", fontsize=8)
+        mean = 100 * np.mean(values)
+        # White on the dark ends of the colour map, black elsewhere, so that every label reads.
+        ax.text(names.index(t), names.index(s), f"{mean:+.1f}{spread}", ha="center", va="center", fontsize=8,
+                color="white" if abs(mean) > 0.6 * limit else "black")
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("target")
