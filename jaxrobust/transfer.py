@@ -294,14 +294,15 @@ def rows(config, workdir: Path) -> tuple[list[dict], list[tuple[str, int, str]]]
     majority = {slug(t): _majority_rate(config, t) for t in config.tasks}
 
     def add(model, source, target, seed, arm, entry, before=None):
-        absent = [a for a, s in settings.items() if s.name not in (entry or {}).get("attacks", {})]
+        attacked = (entry or {}).get("attacks", {})
+        absent = [a for a, s in settings.items() if s.name not in attacked]
         if absent:
             name = f"{model} {arm} {source}>{target} seed {seed}"
             missing.append((model, seed, name if len(absent) == len(settings) else f"{name} ({', '.join(absent)})"))
         for attack, s in settings.items():
-            got = (entry or {}).get("attacks", {}).get(s.name)
-            if got is None:
+            if attack in absent:
                 continue
+            got = attacked[s.name]
             summary = got["summary"]
             out.append({
                 "model": model, "source": source, "target": target, "seed": seed, "arm": arm, "attack": attack,
@@ -397,7 +398,7 @@ def forgetting_markdown(config, table: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summary_markdown(config, table: list[dict], missing: list[str]) -> str:
+def summary_markdown(config, table: list[dict], missing: list[tuple[str, int, str]]) -> str:
     """What the numbers say: per model and attack, how often transfer left the target model less
     robust than its baseline, by how much, with what spread; and how that relates to model size."""
     lines = ["# Transfer learning and adversarial robustness: summary", "",
