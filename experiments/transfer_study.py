@@ -44,6 +44,9 @@ def get_config(arg=None):
     c.training.update(lr=1e-4, batch_size=16, weight_decay=0.02, max_length=64, buckets=(32, 64), select_on="loss")
     c.machine = "2-core x86-64 CPU build machine (no GPU)"
     c.ledger = "results/transfer_study/cells"
+    # 180 models of up to 540 MB (SmolLM2 in float32) would not fit a build machine's disk: a run's
+    # models go once the ledger holds its cell whole; its results and attack reports stay in runs/.
+    c.keep_models = False
     if arg == "small":
         # Cells of the whole study: the same ledger, so that they count there.
         c.pairs, c.model_names, c.seeds = ("vader_amazon>rotten_tomatoes",), ("minilm",), (0,)

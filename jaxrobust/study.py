@@ -34,6 +34,7 @@ import dataclasses
 import functools
 import json
 import os
+import shutil
 from pathlib import Path
 
 import ml_collections
@@ -45,6 +46,7 @@ from jaxrobust.attacks.run import AttackSettings, load_target, report_dir, run_a
 from jaxrobust.attacks.synonyms import load_synonyms
 from jaxrobust.configs import load_config
 from jaxrobust.io import write_json_atomic, write_text_atomic
+from jaxrobust.outputs import is_run_dir
 from jaxrobust.validation import check_study_config
 
 
@@ -145,12 +147,13 @@ class Cell:
 
 
 def finished_run(wanted, places) -> Path | None:
-    """The first of ``places`` that holds a finished run of exactly ``wanted`` on its current split."""
+    """The first of ``places`` that holds a finished run of exactly ``wanted`` on its current split,
+    with its model (not :func:`release_models`'d)."""
     from jaxrobust.train import holds_config, saved_split, split_digest
 
     digest = None
     for candidate in places:
-        if (candidate / "results.json").is_file() and holds_config(candidate, wanted):
+        if (candidate / "results.json").is_file() and (candidate / "best").is_dir() and holds_config(candidate, wanted):
             digest = digest or split_digest(wanted)
             if saved_split(candidate) == digest:  # not a run on a split that has since changed
                 return candidate
@@ -187,9 +190,23 @@ def train_into(cell: Cell, run: Path) -> Path:
     from jaxrobust.train import holds_config, is_stale, train_and_evaluate
 
     print(f"study: training {cell.label} into {run}")
-    replace = (run / "config.json").is_file() and (is_stale(run, cell.config) or not holds_config(run, cell.config))
+    released = (run / "results.json").is_file() and not (run / "best").is_dir()  # its reports are of a removed model
+    replace = (run / "config.json").is_file() and (released or is_stale(run, cell.config) or not holds_config(run, cell.config))
     train_and_evaluate(cell.config, run, overwrite=replace)
+    # A finished run is never resumed: its resume checkpoints (the optimizer state with the model,
+    # several times the model's size) go; best/ keeps the selected model.
+    if (run / "results.json").is_file():
+        shutil.rmtree(run / "checkpoints", ignore_errors=True)
     return run
+
+
+def release_models(run: Path) -> None:
+    """Remove the models of the finished study run ``run`` (``best/``, ``checkpoints/``), keeping its
+    config, results and attack reports: for studies whose every figure is already in the ledger and
+    whose models would not fit the disk (a transfer study of base-sized models trains 60 per model)."""
+    if (run / "results.json").is_file() and is_run_dir(run):
+        for models in ("best", "checkpoints"):
+            shutil.rmtree(run / models, ignore_errors=True)
 
 
 def read_entry(cell: Cell) -> dict | None:

@@ -408,7 +408,7 @@ def _must_clear(workdir: Path, config, overwrite: bool) -> bool:
         return True
     if holds_config(workdir, config):
         return False  # the same run: resumed
-    if not any(p.name.isdigit() for p in (workdir / "checkpoints").glob("*")):
+    if not (workdir / "results.json").exists() and not any(p.name.isdigit() for p in (workdir / "checkpoints").glob("*")):
         return True  # a run that never saved a step (e.g. stopped at step 1) has nothing to lose
     raise JaxRobustError(f"{workdir} holds a run with a different config; use --overwrite to replace it")
 

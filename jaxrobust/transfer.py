@@ -44,7 +44,8 @@ import numpy as np
 from jaxrobust.attacks.run import AttackSettings
 from jaxrobust.errors import HubUnreachable, JaxRobustError
 from jaxrobust.io import write_json_atomic, write_text_atomic
-from jaxrobust.study import Cell, cell_entry, fill_cell, finished_run, has_every_attack, read_entry, record, train_into
+from jaxrobust.study import (Cell, cell_entry, fill_cell, finished_run, has_every_attack, read_entry, record, release_models,
+                             train_into)
 
 ARMS = ("baseline", "transfer")
 
@@ -75,6 +76,9 @@ def transfer_config() -> ml_collections.ConfigDict:
     c.query_budget = 80  # model evaluations per attacked example (0: none)
     c.mlm = ""  # BERT-Attack's masked LM
     c.train = True  # False: tabulate only what exists
+    # False: a run's models are removed once the ledger holds its cell whole (a source stage's once every
+    # transfer from it is), keeping its results and attack reports; the ledger then needs no runs/.
+    c.keep_models = True
     c.ledger = ""  # where finished cells are also recorded ("" = nowhere)
     c.machine = ""
     c.offline_alternative = ""  # an experiment to name when the hub cannot be reached
@@ -215,29 +219,44 @@ def _fetch_everything(config) -> None:
 
 def _fill_model_seed(config, workdir: Path, model: str, seed: int, settings: list[AttackSettings]) -> None:
     runs = _runs(workdir, model)
+    # keep_models off: a run gives up its models once the ledger holds its cell whole.
+    release = release_models if config.ledger and not config.keep_models else (lambda run: None)
     targets = sorted({t for _, t in pairs(config)}, key=list(config.tasks).index)
     for target in targets:
         cell = baseline_cell(config, model, target, seed)
         own = runs / f"baseline-{slug(target)}-s{seed}"
         fill_cell(cell, settings, own_run=own, found=finished_run(cell.config, [own]), train=config.train)
+        if has_every_attack(read_entry(cell), settings):
+            release(own)
     for source in sorted({s for s, _ in pairs(config)}, key=list(config.tasks).index):
         src = source_cell(config, model, source, seed)
         src_own = runs / f"source-{slug(source)}-s{seed}"
-        cells = [(t, transfer_cell(config, model, source, t, seed, None)) for s, t in pairs(config) if s == source]
-        if all(_complete(cell, settings) for _, cell in cells) and _has(src, "source_test_accuracy"):
-            continue  # everything of this source is in the ledger
-        source_run = finished_run(src.config, [src_own])
-        if source_run is None and config.train:
-            source_run = train_into(src, src_own)
-        if source_run is None:
-            continue
-        _add_source_accuracy(src, source_run, source, [])
-        for target, _ in cells:
-            cell = transfer_cell(config, model, source, target, seed, source_run)
-            own = runs / f"transfer-{slug(source)}-{slug(target)}-s{seed}"
-            fill_cell(cell, settings, own_run=own, found=finished_run(cell.config, [own]), train=config.train)
-            if (own / "results.json").is_file():
-                _add_source_accuracy(cell, own, source, settings)
+        # (target, its cell, its run folder) of every transfer from this source
+        transfers = [(t, transfer_cell(config, model, source, t, seed, None), runs / f"transfer-{slug(source)}-{slug(t)}-s{seed}")
+                     for s, t in pairs(config) if s == source]
+        if not (all(_complete(cell, settings) for _, cell, _ in transfers) and _has(src, "source_test_accuracy")):
+            _fill_transfers(config, model, source, seed, src, src_own, transfers, settings)
+        for _, cell, own in transfers:
+            if _complete(cell, settings):
+                release(own)
+        if all(_complete(cell, settings) for _, cell, _ in transfers):
+            release(src_own)  # no transfer needs the source stage's model any more
+
+
+def _fill_transfers(config, model: str, source: str, seed: int, src: Cell, src_own: Path, transfers,
+                    settings: list[AttackSettings]) -> None:
+    """The source stage (trained unless finished), then every transfer from it that the ledger lacks."""
+    source_run = finished_run(src.config, [src_own])
+    if source_run is None and config.train:
+        source_run = train_into(src, src_own)
+    if source_run is None:
+        return
+    _add_source_accuracy(src, source_run, source, [])
+    for target, _, own in transfers:
+        cell = transfer_cell(config, model, source, target, seed, source_run)
+        fill_cell(cell, settings, own_run=own, found=finished_run(cell.config, [own]), train=config.train)
+        if (own / "best").is_dir():
+            _add_source_accuracy(cell, own, source, settings)
 
 
 def _complete(cell: Cell, settings: list[AttackSettings]) -> bool:

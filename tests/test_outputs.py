@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -96,6 +97,9 @@ def test_overwrite_removes_only_what_the_run_wrote(tiny_config, tmp_path):
     assert (run / RUN_MARKER).is_file()
     _user_files(run)
     tiny_config.lr = 1e-3
+    with pytest.raises(JaxRobustError, match="different config; use --overwrite"):
+        train_and_evaluate(tiny_config, run)
+    shutil.rmtree(run / "checkpoints")  # as a study does once a run has finished: the run is still there to lose
     with pytest.raises(JaxRobustError, match="different config; use --overwrite"):
         train_and_evaluate(tiny_config, run)
     results = train_and_evaluate(tiny_config, run, overwrite=True)

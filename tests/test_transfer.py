@@ -93,6 +93,18 @@ def test_transfer_study_protocol_rows_and_ledger(tiny_transfer, tmp_path):
     summary = (workdir / "summary.md").read_text()
     assert "**tiny, gradient**" in summary and "2 pairs" in summary and "Missing cells: none." in summary
     assert "| tiny | alpha | beta |" in (workdir / "forgetting.md").read_text()
+    # A finished run keeps its selected model but not its resume checkpoints (never resumed).
+    assert all((run / "best").is_dir() and not (run / "checkpoints").exists() for run in runs.iterdir())
+
+    # keep_models off: every run whose cell the ledger holds whole gives up its models, keeping its
+    # results and reports; nothing is trained again and the rows stay.
+    finished = {run.name: (run / "results.json").read_text() for run in runs.iterdir()}
+    c.keep_models = False
+    assert run_transfer(c, workdir)["rows"] == rows
+    assert {run.name: (run / "results.json").read_text() for run in runs.iterdir()} == finished
+    assert [run.name for run in runs.iterdir() if (run / "best").exists() or (run / "checkpoints").exists()] == []
+    assert all(any((run / "attacks").iterdir()) for run in runs.iterdir() if not run.name.startswith("source-"))
+    c.keep_models = True
 
     # The committed ledger alone gives the same rows on a machine without runs/; nothing is trained.
     shutil.rmtree(workdir)
