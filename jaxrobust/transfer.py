@@ -368,8 +368,9 @@ def deltas(table: list[dict], model: str, key: str, attack: str) -> dict[tuple[s
     return out
 
 
-def heatmap(config, found: dict[tuple[str, str], list[float]], title: str, path: Path) -> None:
-    """Mean over seeds, in points, source (rows) x target (columns), each cell annotated with its mean ± std."""
+def heatmap(config, found: dict[tuple[str, str], list[float]], title: str, path: Path, higher_is_worse: bool = False) -> None:
+    """Mean over seeds, in points, source (rows) x target (columns), each cell annotated with its mean ± std;
+    red where transfer made things worse."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -381,7 +382,7 @@ def heatmap(config, found: dict[tuple[str, str], list[float]], title: str, path:
         grid[names.index(s), names.index(t)] = 100 * np.mean(values)
     limit = max(1.0, np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0
     fig, ax = plt.subplots(figsize=(1.3 * len(names) + 2.2, 1.1 * len(names) + 1.4))
-    image = ax.imshow(grid, cmap="RdBu", vmin=-limit, vmax=limit)
+    image = ax.imshow(grid, cmap="RdBu_r" if higher_is_worse else "RdBu", vmin=-limit, vmax=limit)
     for (s, t), values in found.items():
         spread = f"\n± {100 * np.std(values, ddof=1):.1f}" if len(values) > 1 else f"\n({len(values)} seed)"
         mean = 100 * np.mean(values)
@@ -425,23 +426,29 @@ def summary_markdown(config, table: list[dict], missing: list[tuple[str, int, st
              f"{len(pairs(config))} ordered pairs; seeds {', '.join(map(str, config.seeds))}; target train "
              f"{config.target_train} examples; attacks on {config.n_examples} seeded test examples with a query budget of "
              f"{config.query_budget or 'none'}.", "",
-             "Δ = transfer minus baseline, in points, paired by seed; a pair is *more vulnerable* after transfer when "
-             "its mean Δ of accuracy under attack is below 0.", ""]
+             "Δ = transfer minus baseline, in points, paired by seed. Accuracy under attack is what survives the attack, "
+             "so it also falls when clean accuracy falls; the attack success rate (sentences flipped / sentences classified "
+             "correctly) is the vulnerability itself: a pair is *more vulnerable* after transfer when its mean Δ of success "
+             "rate is above 0.", ""]
     for model in config.model_names:
         for attack in config.attacks:
-            found = deltas(table, model, "accuracy_under_attack", attack)
-            if not found:
+            found = {key: deltas(table, model, key, attack) for key in ("clean_accuracy", "accuracy_under_attack", "attack_success_rate")}
+            if not found["clean_accuracy"]:
                 continue
-            means = {p: 100 * np.mean(v) for p, v in found.items()}
-            worse = sorted((p for p, m in means.items() if m < 0), key=means.get)
-            clean = deltas(table, model, "clean_accuracy", attack)
-            clean_mean = 100 * np.mean([np.mean(v) for v in clean.values()]) if clean else float("nan")
-            spread = np.mean([100 * np.std(v, ddof=1) for v in found.values() if len(v) > 1]) if any(len(v) > 1 for v in found.values()) else None
+            means = {key: {p: 100 * np.mean(v) for p, v in got.items()} for key, got in found.items()}
+            average = {key: np.mean(list(m.values())) for key, m in means.items()}
+            spreads = [np.mean(s) for key in ("accuracy_under_attack", "attack_success_rate")
+                       if (s := [100 * np.std(v, ddof=1) for v in found[key].values() if len(v) > 1])]
+            more = sorted((p for p, m in means["attack_success_rate"].items() if m > 0), key=means["attack_success_rate"].get, reverse=True)
+            lower = sorted((p for p, m in means["accuracy_under_attack"].items() if m < 0), key=means["accuracy_under_attack"].get)
+            n = len(means["clean_accuracy"])
+            listed = lambda key, chosen: f" ({', '.join(f'{s}>{t} {means[key][s, t]:+.1f}' for s, t in chosen)})" if chosen else ""
             lines.append(
-                f"- **{model}, {attack}**: transfer changed accuracy under attack by {np.mean(list(means.values())):+.1f} points on "
-                f"average over {len(means)} pairs (clean accuracy {clean_mean:+.1f}); {len(worse)} of {len(means)} pairs are more "
-                f"vulnerable" + (f" ({', '.join(f'{s}>{t} {means[s, t]:+.1f}' for s, t in worse)})" if worse else "")
-                + (f"; mean seed spread {spread:.1f} points." if spread is not None else "; one seed, no spread."))
+                f"- **{model}, {attack}**, mean over {n} pairs: clean accuracy {average['clean_accuracy']:+.1f}, accuracy under "
+                f"attack {average['accuracy_under_attack']:+.1f}, attack success rate {average['attack_success_rate']:+.1f} points"
+                + (f" (mean seed spread {spreads[0]:.1f} and {spreads[1]:.1f})" if len(spreads) == 2 else " (one seed, no spread)")
+                + f". More vulnerable after transfer in {len(more)} of {n} pairs{listed('attack_success_rate', more)}; "
+                f"accuracy under attack lower in {len(lower)} of {n}{listed('accuracy_under_attack', lower)}.")
     lines += size_markdown(_model_sizes(config), table, config.attacks)
     collapsed = sorted({f"{r['model']} {r['arm']} {r['source']}>{r['target']} seed {r['seed']}" if r["arm"] == "transfer"
                         else f"{r['model']} baseline {r['target']} seed {r['seed']}" for r in table if r["collapsed"]})
@@ -455,26 +462,28 @@ def summary_markdown(config, table: list[dict], missing: list[tuple[str, int, st
 
 
 def size_markdown(sizes: dict[str, int], table: list[dict], attacks) -> list[str]:
-    """How the mean Δ of accuracy under attack goes with model size (parameters), per attack, over the
-    models that have deltas; the others are named as not measured yet."""
+    """How the mean Δ of accuracy under attack and of attack success rate go with model size
+    (parameters), per attack, over the models that have deltas; the others are named as not measured yet."""
     if len(sizes) < 2:
         return []
     ranked = sorted(sizes, key=sizes.get)
-    mean = {(m, a): 100 * np.mean([np.mean(v) for v in found.values()])
-            for m in ranked for a in attacks if (found := deltas(table, m, "accuracy_under_attack", a))}
-    measured = [m for m in ranked if all((m, a) in mean for a in attacks)]
-    lines = ["", "Model size (parameters): " + ", ".join(f"{m} {sizes[m] / 1e6:.0f}M" for m in ranked) + "."]
-    if measured:
-        lines[-1] += (" Mean Δ of accuracy under attack, smallest model first: "
-                      + "; ".join(f"{m} " + ", ".join(f"{a} {mean[m, a]:+.1f}" for a in attacks) for m in measured) + ".")
-    if len(measured) > 1:
-        for a in attacks:
-            steps = np.diff([mean[m, a] for m in measured])
-            trend = "rises with size" if (steps > 0).all() else "falls with size" if (steps < 0).all() else "is not monotone in size"
-            lines[-1] += f" {a}: Δ {trend}."
+    measures = {"accuracy_under_attack": "accuracy under attack", "attack_success_rate": "attack success rate"}
+    mean = {(m, a, key): 100 * np.mean([np.mean(v) for v in found.values()])
+            for m in ranked for a in attacks for key in measures if (found := deltas(table, m, key, a))}
+    measured = [m for m in ranked if all((m, a, key) in mean for a in attacks for key in measures)]
+    line = "Model size (parameters): " + ", ".join(f"{m} {sizes[m] / 1e6:.0f}M" for m in ranked) + "."
+    for key, label in measures.items():
+        if measured:
+            line += (f" Mean Δ of {label}, smallest model first: "
+                     + "; ".join(f"{m} " + ", ".join(f"{a} {mean[m, a, key]:+.1f}" for a in attacks) for m in measured) + ".")
+        if len(measured) > 1:
+            for a in attacks:
+                steps = np.diff([mean[m, a, key] for m in measured])
+                trend = "rises with size" if (steps > 0).all() else "falls with size" if (steps < 0).all() else "is not monotone in size"
+                line += f" {a}: Δ {trend}."
     if unmeasured := [m for m in ranked if m not in measured]:
-        lines[-1] += f" Not measured yet: {', '.join(unmeasured)}."
-    return lines
+        line += f" Not measured yet: {', '.join(unmeasured)}."
+    return ["", line]
 
 
 def missing_markdown(missing: list[tuple[str, int, str]]) -> str:
@@ -513,6 +522,10 @@ def write_transfer_tables(config, workdir: Path) -> dict:
             if found:
                 heatmap(config, found, f"{model}, {attack}: accuracy under attack, transfer − baseline (points)",
                         workdir / f"heatmap_{model}_{attack}.png")
+            success = deltas(table, model, "attack_success_rate", attack)
+            if success:
+                heatmap(config, success, f"{model}, {attack}: attack success rate, transfer − baseline (points; > 0: more vulnerable)",
+                        workdir / f"heatmap_{model}_{attack}_success.png", higher_is_worse=True)
         clean = deltas(table, model, "clean_accuracy", config.attacks[0])
         if clean:
             heatmap(config, clean, f"{model}: clean accuracy on the attacked sample, transfer − baseline (points)", workdir / f"heatmap_{model}_clean.png")

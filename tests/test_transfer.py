@@ -88,7 +88,7 @@ def test_transfer_study_protocol_rows_and_ledger(tiny_transfer, tmp_path):
             assert r[key] == got["accuracy"]
     with open(workdir / "transfer.csv") as f:
         assert [row["arm"] for row in csv.DictReader(f)] == [r["arm"] for r in rows]
-    for name in ("heatmap_tiny_gradient.png", "heatmap_tiny_textfooler.png", "heatmap_tiny_clean.png"):
+    for name in ("heatmap_tiny_gradient.png", "heatmap_tiny_textfooler.png", "heatmap_tiny_gradient_success.png", "heatmap_tiny_clean.png"):
         assert (workdir / name).read_bytes()[:4] == b"\x89PNG"
     summary = (workdir / "summary.md").read_text()
     assert "**tiny, gradient**" in summary and "2 pairs" in summary and "Missing cells: none." in summary
@@ -205,17 +205,19 @@ def test_the_study_fills_model_by_model(tiny_transfer, tmp_path, monkeypatch):
 def test_the_summary_relates_size_and_counts_what_is_missing():
     from jaxrobust.transfer import missing_markdown, size_markdown
 
-    row = lambda model, arm, source, seed, attacked: {
+    row = lambda model, arm, source, seed, attacked, success: {
         "model": model, "arm": arm, "source": source, "target": "t", "seed": seed, "attack": "gradient",
-        "clean_accuracy": 0.8, "accuracy_under_attack": attacked, "collapsed": False}
-    table = [row("small", "baseline", "none", 0, 0.5), row("small", "transfer", "s", 0, 0.4),
-             row("large", "baseline", "none", 0, 0.5), row("large", "transfer", "s", 0, 0.45)]
+        "clean_accuracy": 0.8, "accuracy_under_attack": attacked, "attack_success_rate": success, "collapsed": False}
+    table = [row("small", "baseline", "none", 0, 0.5, 0.3), row("small", "transfer", "s", 0, 0.4, 0.5),
+             row("large", "baseline", "none", 0, 0.5, 0.3), row("large", "transfer", "s", 0, 0.45, 0.4)]
     sizes = {"large": 100_000_000, "small": 20_000_000, "unrun": 300_000_000}
     (line,) = [x for x in size_markdown(sizes, table, ("gradient",)) if x]
-    assert "small gradient -10.0; large gradient -5.0." in line and "gradient: Δ rises with size." in line
+    assert "Mean Δ of accuracy under attack, smallest model first: small gradient -10.0; large gradient -5.0. gradient: Δ rises with size." in line
+    assert "Mean Δ of attack success rate, smallest model first: small gradient +20.0; large gradient +10.0. gradient: Δ falls with size." in line
     assert line.endswith("Not measured yet: unrun.")
     table[-1]["accuracy_under_attack"] = 0.3
-    assert "gradient: Δ falls with size." in size_markdown(sizes, table, ("gradient",))[-1]
+    assert "gradient -5.0" not in size_markdown(sizes, table, ("gradient",))[-1]
+    assert "large gradient -20.0. gradient: Δ falls with size." in size_markdown(sizes, table, ("gradient",))[-1]
 
     assert missing_markdown([]) == "Missing cells: none."
     few = [("m", 0, "m transfer s>t seed 0 (textfooler)")]
