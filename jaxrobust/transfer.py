@@ -22,10 +22,11 @@ differ is refused, naming both.
 
 Every finished cell is recorded in ``config.ledger`` (one JSON per training run: accuracies, each
 attack's summary and metrics, the source accuracy) and never recomputed, so the study fills over
-several sittings. Outputs in ``WORKDIR``: ``transfer.csv`` (one row per model, source, target, seed,
-arm and attack; a baseline row has source ``none``), ``heatmap_<model>_<attack>.png`` (accuracy
-under attack, transfer minus baseline, over source x target), ``heatmap_<model>_clean.png``,
-``forgetting.md``, ``summary.md``.
+several sittings; with ``keep_models`` off, a run's models are removed once its cell is recorded
+whole. Outputs in ``WORKDIR``: ``transfer.csv`` (one row per model, source, target, seed, arm and
+attack; a baseline row has source ``none``), ``heatmap_<model>_<attack>.png`` (accuracy under
+attack, transfer minus baseline, over source x target), ``heatmap_<model>_<attack>_success.png``
+(attack success rate), ``heatmap_<model>_clean.png``, ``forgetting.md``, ``summary.md``.
 """
 
 from __future__ import annotations
