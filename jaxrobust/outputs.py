@@ -93,14 +93,16 @@ def claim_output_dir(path: str | os.PathLike, files: tuple[str, ...]) -> None:
         raise JaxRobustError(f"cannot write the output folder {path}: {e.strerror}") from None
 
 
-def clear_run_dir(path: str | os.PathLike) -> None:
-    """Remove what a run wrote in ``path`` (``--overwrite``); a folder that is not a run is refused."""
+def clear_run_dir(path: str | os.PathLike, entries: tuple[str, ...] = RUN_ENTRIES) -> None:
+    """Remove ``entries`` (of :data:`RUN_ENTRIES`; all of them for ``--overwrite``) of the run in
+    ``path``; a folder that is not a run is refused, and a link is removed, never followed."""
     path = Path(path)
     if not path.is_dir():
         return
     if not is_run_dir(path):
         raise JaxRobustError(f"{path} is not a jaxrobust run directory; --overwrite removes only runs jaxrobust wrote")
-    for entry in RUN_ENTRIES:
+    assert set(entries) <= set(RUN_ENTRIES), entries
+    for entry in entries:
         target = path / entry
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)

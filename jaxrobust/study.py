@@ -34,7 +34,6 @@ import dataclasses
 import functools
 import json
 import os
-import shutil
 from pathlib import Path
 
 import ml_collections
@@ -46,7 +45,7 @@ from jaxrobust.attacks.run import AttackSettings, load_target, report_dir, run_a
 from jaxrobust.attacks.synonyms import load_synonyms
 from jaxrobust.configs import load_config
 from jaxrobust.io import write_json_atomic, write_text_atomic
-from jaxrobust.outputs import is_run_dir
+from jaxrobust.outputs import clear_run_dir
 from jaxrobust.validation import check_study_config
 
 
@@ -196,7 +195,7 @@ def train_into(cell: Cell, run: Path) -> Path:
     # A finished run is never resumed: its resume checkpoints (the optimizer state with the model,
     # several times the model's size) go; best/ keeps the selected model.
     if (run / "results.json").is_file():
-        shutil.rmtree(run / "checkpoints", ignore_errors=True)
+        clear_run_dir(run, ("checkpoints",))
     return run
 
 
@@ -204,9 +203,8 @@ def release_models(run: Path) -> None:
     """Remove the models of the finished study run ``run`` (``best/``, ``checkpoints/``), keeping its
     config, results and attack reports: for studies whose every figure is already in the ledger and
     whose models would not fit the disk (a transfer study of base-sized models trains 60 per model)."""
-    if (run / "results.json").is_file() and is_run_dir(run):
-        for models in ("best", "checkpoints"):
-            shutil.rmtree(run / models, ignore_errors=True)
+    if (run / "results.json").is_file():
+        clear_run_dir(run, ("best", "checkpoints"))
 
 
 def read_entry(cell: Cell) -> dict | None:
