@@ -450,7 +450,7 @@ def summary_markdown(config, table: list[dict], missing: list[tuple[str, int, st
                 + (f" (mean seed spread {spreads[0]:.1f} and {spreads[1]:.1f})" if len(spreads) == 2 else " (one seed, no spread)")
                 + f". More vulnerable after transfer in {len(more)} of {n} pairs{listed('attack_success_rate', more)}; "
                 f"accuracy under attack lower in {len(lower)} of {n}{listed('accuracy_under_attack', lower)}.")
-    lines += size_markdown(_model_sizes(config), table, config.attacks)
+    lines += size_markdown(_model_sizes(config), table, config.attacks, partial={model for model, *_ in missing})
     collapsed = sorted({f"{r['model']} {r['arm']} {r['source']}>{r['target']} seed {r['seed']}" if r["arm"] == "transfer"
                         else f"{r['model']} baseline {r['target']} seed {r['seed']}" for r in table if r["collapsed"]})
     if collapsed:
@@ -462,9 +462,10 @@ def summary_markdown(config, table: list[dict], missing: list[tuple[str, int, st
     return "\n".join(lines) + "\n"
 
 
-def size_markdown(sizes: dict[str, int], table: list[dict], attacks) -> list[str]:
+def size_markdown(sizes: dict[str, int], table: list[dict], attacks, partial=frozenset()) -> list[str]:
     """How the mean Δ of accuracy under attack and of attack success rate go with model size
-    (parameters), per attack, over the models that have deltas; the others are named as not measured yet."""
+    (parameters), per attack, over the models that have deltas; the others are named as not measured yet.
+    Models in `partial` still miss cells: their means are marked so, and a trend over them is provisional."""
     if len(sizes) < 2:
         return []
     ranked = sorted(sizes, key=sizes.get)
@@ -476,12 +477,13 @@ def size_markdown(sizes: dict[str, int], table: list[dict], attacks) -> list[str
     for key, label in measures.items():
         if measured:
             line += (f" Mean Δ of {label}, smallest model first: "
-                     + "; ".join(f"{m} " + ", ".join(f"{a} {mean[m, a, key]:+.1f}" for a in attacks) for m in measured) + ".")
+                     + "; ".join(f"{m}{' (partial)' * (m in partial)} " + ", ".join(f"{a} {mean[m, a, key]:+.1f}" for a in attacks)
+                                 for m in measured) + ".")
         if len(measured) > 1:
             for a in attacks:
                 steps = np.diff([mean[m, a, key] for m in measured])
                 trend = "rises with size" if (steps > 0).all() else "falls with size" if (steps < 0).all() else "is not monotone in size"
-                line += f" {a}: Δ {trend}."
+                line += f" {a}: Δ {trend}" + (" (provisional: partial cells)." if partial & set(measured) else ".")
     if unmeasured := [m for m in ranked if m not in measured]:
         line += f" Not measured yet: {', '.join(unmeasured)}."
     return ["", line]

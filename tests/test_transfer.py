@@ -218,6 +218,8 @@ def test_the_summary_relates_size_and_counts_what_is_missing():
     table[-1]["accuracy_under_attack"] = 0.3
     assert "gradient -5.0" not in size_markdown(sizes, table, ("gradient",))[-1]
     assert "large gradient -20.0. gradient: Δ falls with size." in size_markdown(sizes, table, ("gradient",))[-1]
+    provisional = size_markdown(sizes, table, ("gradient",), partial={"large"})[-1]
+    assert "large (partial) gradient -20.0. gradient: Δ falls with size (provisional: partial cells)." in provisional
 
     assert missing_markdown([]) == "Missing cells: none."
     few = [("m", 0, "m transfer s>t seed 0 (textfooler)")]
