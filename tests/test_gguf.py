@@ -202,17 +202,23 @@ def _float64_errors(ref: str) -> tuple[float, float]:
     return float(np.abs(ours - truth)[real].max()), float(np.abs(logits[torch.float32] - truth)[real].max())
 
 
+# #21: on the logits the two float32 forwards sit on either side of 1e-4 depending on the CPU's rounding
+# (1.001e-4 on one 2-core AMD EPYC machine, within 1e-4 on another); each is within 7.2e-5 of a float64 one.
+KNOWN_SMOLLM2_GGUF_DIFF = 1.001e-4
+
+
 @pytest.mark.assets
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="measured 1.001e-4 on the logits (last hidden state 8.0e-5): the two float32 "
-                                       "forwards are each within 7.2e-5 of a float64 one (ours 6.6e-5), and their "
-                                       "roundings differ; open in #21")
 def test_the_smollm2_bundle_matches_transformers_loading_of_its_gguf():
     """`parity bundle:smollm2-135m`: causal-LM logits of the converted bundle against transformers'
-    model and tokenizer read from the GGUF file itself, at the issue's 1e-4."""
+    model and tokenizer read from the GGUF file itself, at the issue's 1e-4. Up to the figure recorded in
+    #21 it is reported as the known failure (xfail), not a pass; anything larger fails."""
     from jaxrobust.parity import TOLERANCE, run_parity
 
-    assert run_parity("bundle:smollm2-135m").max_abs_diff <= TOLERANCE
+    diff = run_parity("bundle:smollm2-135m").max_abs_diff
+    if TOLERANCE < diff <= KNOWN_SMOLLM2_GGUF_DIFF * (1 + 1e-3):
+        pytest.xfail(f"measured {diff:.4g} on the logits, above 1e-4 by the rounding recorded in #21")
+    assert diff <= TOLERANCE
 
 
 @pytest.mark.assets
